@@ -1,0 +1,28 @@
+"""Shared fixtures: run a test on every ISA path this CPU supports, and at 1 and 2 threads."""
+import numpy as np
+import pytest
+
+import pynn
+
+SUPPORTED_ISAS = pynn._core.isa_supported()
+
+
+@pytest.fixture(params=SUPPORTED_ISAS)
+def isa(request):
+    """Each supported SIMD path in turn (the best one is restored afterwards)."""
+    pynn.set_isa(request.param)
+    yield request.param
+    pynn.set_isa("auto")
+
+
+@pytest.fixture
+def threads():
+    """Call threads(n) to run the rest of the test at n threads; restored afterwards."""
+    before = pynn.get_num_threads()
+    yield pynn.set_num_threads
+    pynn.set_num_threads(before)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
