@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _core
+from . import _core, datasets
 from ._core import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_info", "get_isa", "set_isa", "get_num_threads",
+__all__ = ["__version__", "build_info", "datasets", "get_isa", "set_isa", "get_num_threads",
            "set_num_threads"]
 
 # PYNN_ISA forces a lower SIMD path (generic, avx2, avx512); an unknown or unsupported value is
