@@ -63,6 +63,43 @@ void pn_activation_backward_f64(double *dx, const double *y, const double *dy, p
 /* ---- optim.c --------------------------------------------------------------------------------- */
 
 /* ---- gemm.c ---------------------------------------------------------------------------------- */
+/* Letters: C (M,N) = op(A) (M,K) . op(B) (K,N); op(A) is A stored (M,K), or A^T with A stored
+ * (K,M) when trans_a (likewise B). Row-major, contiguous. Threads split C into disjoint blocks and
+ * never split K, so results are bitwise the same at any thread count.
+ * accumulate = 0 overwrites C without reading it (garbage in C never leaks); 1 adds into C.
+ * The functions returning int give 0, or -1 when a packing buffer could not be allocated. */
+int pn_gemm_f32(float *c, const float *a, const float *b, pn_size m, pn_size n, pn_size k,
+                 int trans_a, int trans_b, int accumulate);
+int pn_gemm_f64(double *c, const double *a, const double *b, pn_size m, pn_size n, pn_size k,
+                 int trans_a, int trans_b, int accumulate);
+/* The naive triple loop (the oracle in C): same arguments, one thread, no blocking. */
+void pn_gemm_naive_f32(float *c, const float *a, const float *b, pn_size m, pn_size n, pn_size k,
+                       int trans_a, int trans_b, int accumulate);
+void pn_gemm_naive_f64(double *c, const double *a, const double *b, pn_size m, pn_size n,
+                       pn_size k, int trans_a, int trans_b, int accumulate);
+
+/* y (N,O) = act(x (N,I) . w (I,O) + bias (O)); bias may be NULL. Bias and identity/relu/leaky_relu
+ * are applied in registers in the tile write-back; the other activations on the stored tile (or,
+ * softmax, on the finished row block) while it is in cache. Overwrites y. */
+int pn_linear_forward_f32(float *y, const float *x, const float *w, const float *bias, pn_size n,
+                           pn_size i, pn_size o, int act, float alpha);
+int pn_linear_forward_f64(double *y, const double *x, const double *w, const double *bias,
+                           pn_size n, pn_size i, pn_size o, int act, double alpha);
+
+/* dz = dy * act'(y) (from the forward output y; softmax: its row-wise Jacobian product),
+ * db (O) = colsum(dz) in the same pass, dw (I,O) = x^T . dz, dx (N,I) = dz . w^T.
+ * dx is overwritten (skipped when NULL); dw and db are overwritten, or added into when
+ * accumulate (db may be NULL). act must not be PN_ACT_STEP. */
+int pn_linear_backward_f32(float *dx, float *dw, float *db, const float *x, const float *w,
+                            const float *y, const float *dy, pn_size n, pn_size i, pn_size o,
+                            int act, float alpha, int accumulate);
+int pn_linear_backward_f64(double *dx, double *dw, double *db, const double *x, const double *w,
+                            const double *y, const double *dy, pn_size n, pn_size i, pn_size o,
+                            int act, double alpha, int accumulate);
+
+/* Frees the calling thread's packing buffers (they are reused across calls and grown when
+ * needed; each thread's are also freed when it exits). */
+void pn_gemm_release_buffers(void);
 
 #ifdef __cplusplus
 }

@@ -12,3 +12,4 @@ cnp.import_array()
 
 include "_common.pxi"
 include "_cpu.pxi"
+include "_gemm.pxi"

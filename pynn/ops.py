@@ -8,3 +8,10 @@ from __future__ import annotations
 from . import _core  # noqa: F401
 
 __all__: list[str] = []
+
+# ---- gemm (issue 3): matrix multiply with fused bias and activation -----------------------------
+# The Cython functions themselves (no Python wrapper: a batch-1 forward calls linear() per layer
+# and every microsecond counts). Signatures and numpydoc docstrings live in pynn/_gemm.pxi.
+from ._core import linear, linear_backward, matmul
+
+__all__ += ["linear", "linear_backward", "matmul"]

@@ -1,0 +1,95 @@
+/* Matrix multiply with fused bias and activation: packing, blocking, threads and dispatch.
+ * The micro-kernels are per ISA (gemm_kernel_*.c); the driver is written once in gemm_driver.h
+ * and instantiated here for float and double. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+
+#include "gemm_kernel.h"
+
+/* Products with at most this many rows (and B not transposed) skip packing: the row kernel
+ * streams B once per row, where packing would copy all of B for a handful of rows. */
+#define PN_GEMM_ROWS_MAX 2
+/* Flops per thread worth a fork/join of the OpenMP team (about 2-4 us of work). */
+#define PN_GEMM_THREAD_GRAIN 4e5
+/* Elements per thread worth threads in the fused dz/colsum pass. */
+#define PN_DZ_THREAD_GRAIN 65536.0
+
+/* ---- packing buffers: per thread, reused, grown when needed, freed at thread exit ------------- */
+
+enum { PN_GEMM_NBUF = 3 }; /* 0: packed A, 1: packed B, 2: dz of the backward */
+
+typedef struct {
+    void *p[PN_GEMM_NBUF];
+    size_t bytes[PN_GEMM_NBUF];
+} pn_gemm_workspace;
+
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static int ws_key_ok = 0;
+
+static void ws_free(void *arg) {
+    pn_gemm_workspace *ws = (pn_gemm_workspace *)arg;
+    if (!ws) return;
+    for (int i = 0; i < PN_GEMM_NBUF; i++) free(ws->p[i]);
+    free(ws);
+}
+
+static void ws_key_init(void) {
+    ws_key_ok = pthread_key_create(&ws_key, ws_free) == 0;
+    if (ws_key_ok) atexit(pn_gemm_release_buffers); /* the main thread's, at exit */
+}
+
+void pn_gemm_release_buffers(void) {
+    if (!ws_key_ok) return;
+    pn_gemm_workspace *ws = (pn_gemm_workspace *)pthread_getspecific(ws_key);
+    if (!ws) return;
+    pthread_setspecific(ws_key, NULL);
+    ws_free(ws);
+}
+
+/* The calling thread's buffer `which`, at least `bytes` long and 64-byte aligned; NULL if out of
+ * memory. */
+static void *pn_gemm_buffer(int which, size_t bytes) {
+    pthread_once(&ws_once, ws_key_init);
+    if (!ws_key_ok) return NULL;
+    pn_gemm_workspace *ws = (pn_gemm_workspace *)pthread_getspecific(ws_key);
+    if (!ws) {
+        ws = (pn_gemm_workspace *)calloc(1, sizeof *ws);
+        if (!ws || pthread_setspecific(ws_key, ws) != 0) {
+            free(ws);
+            return NULL;
+        }
+    }
+    if (bytes > ws->bytes[which]) {
+        size_t want = (bytes + bytes / 4 + 4095) & ~(size_t)4095; /* some room to grow */
+        free(ws->p[which]);
+        ws->p[which] = aligned_alloc(64, want);
+        ws->bytes[which] = ws->p[which] ? want : 0;
+    }
+    return ws->p[which];
+}
+
+/* Activations the micro-kernel applies in registers; the others run on the stored tile. */
+static inline int kernel_act(int act) {
+    return (act == PN_ACT_RELU || act == PN_ACT_LEAKY_RELU) ? act : PN_ACT_IDENTITY;
+}
+static inline int tile_act(int act) {
+    return (act == PN_ACT_SIGMOID || act == PN_ACT_TANH || act == PN_ACT_STEP) ? act : -1;
+}
+
+/* K is cut into equal slices no deeper than KC. The cut depends on K only (never on threads). */
+static inline pn_size k_slices(pn_size k, pn_size kc_max) { return (k + kc_max - 1) / kc_max; }
+
+#define T float
+#define SUF f32
+#include "gemm_driver.h"
+#undef T
+#undef SUF
+
+#define T double
+#define SUF f64
+#include "gemm_driver.h"
+#undef T
+#undef SUF

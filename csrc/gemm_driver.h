@@ -1,0 +1,299 @@
+/* The GEMM driver for one element type: included by gemm.c with T (float/double) and SUF
+ * (f32/f64) defined. Goto/BLIS structure: for each NC-wide column block of B, for each KC-deep
+ * slice of K, pack B (KC x NC) once; for each MC-tall row block of A, pack A (MC x KC); then the
+ * MR x NR micro-kernel sweeps the block, B micro-panel (L1) outer, A micro-panels (L2) inner.
+ *
+ * Letters: C (M,N) = op(A) (M,K) . op(B) (K,N).
+ */
+#define FN(name) PN_CAT(name, PN_CAT(_, SUF))
+#define CFG PN_CAT(pn_gemm_cfg_, SUF)
+
+typedef struct {
+    const T *p;
+    pn_size ld; /* row stride of the stored matrix */
+    int trans;  /* 1: op(X) = stored^T */
+} FN(operand);
+
+static const CFG *FN(active_cfg)(void) {
+    switch (pn_active_isa) {
+#ifdef PN_HAVE_AVX512
+    case PN_ISA_AVX512: return &PN_CAT(CFG, _avx512);
+#endif
+#ifdef PN_HAVE_AVX2
+    case PN_ISA_AVX2: return &PN_CAT(CFG, _avx2);
+#endif
+    default: return &PN_CAT(CFG, _generic);
+    }
+}
+
+/* ---- the naive oracle ------------------------------------------------------------------------- */
+
+void FN(pn_gemm_naive)(T *c, const T *a, const T *b, pn_size m, pn_size n, pn_size k, int trans_a,
+                       int trans_b, int accumulate) {
+    pn_size lda = trans_a ? m : k, ldb = trans_b ? k : n;
+    for (pn_size i = 0; i < m; i++)
+        for (pn_size j = 0; j < n; j++) {
+            T s = 0;
+            for (pn_size p = 0; p < k; p++)
+                s += (trans_a ? a[p * lda + i] : a[i * lda + p]) *
+                     (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+            c[i * n + j] = accumulate ? c[i * n + j] + s : s;
+        }
+}
+
+/* ---- packing: transposes are absorbed here ---------------------------------------------------- */
+
+/* Rows i0..i0+mc-1, columns p0..p0+kc-1 of op(A) into MR-row micro-panels (zero padded). */
+static void FN(pack_a)(T *PN_RESTRICT ap, FN(operand) A, pn_size i0, pn_size p0, pn_size mc,
+                       pn_size kc, int mr) {
+    for (pn_size ir = 0; ir < mc; ir += mr) {
+        int rows = (int)(mc - ir < mr ? mc - ir : mr);
+        T *PN_RESTRICT dst = ap + ir * kc;
+        if (!A.trans) {
+            for (int i = 0; i < rows; i++) {
+                const T *PN_RESTRICT src = A.p + (i0 + ir + i) * A.ld + p0;
+                for (pn_size p = 0; p < kc; p++) dst[p * mr + i] = src[p];
+            }
+        } else {
+            const T *PN_RESTRICT src = A.p + p0 * A.ld + i0 + ir;
+            for (pn_size p = 0; p < kc; p++)
+                for (int i = 0; i < rows; i++) dst[p * mr + i] = src[p * A.ld + i];
+        }
+        for (int i = rows; i < mr; i++)
+            for (pn_size p = 0; p < kc; p++) dst[p * mr + i] = 0;
+    }
+}
+
+/* Rows p0..p0+kc-1, columns j0..j0+nc-1 of op(B) into NR-column micro-panels (zero padded). */
+static void FN(pack_b)(T *PN_RESTRICT bp, FN(operand) B, pn_size p0, pn_size j0, pn_size kc,
+                       pn_size nc, int nr) {
+    for (pn_size jr = 0; jr < nc; jr += nr) {
+        int cols = (int)(nc - jr < nr ? nc - jr : nr);
+        T *PN_RESTRICT dst = bp + jr * kc;
+        if (!B.trans) {
+            const T *PN_RESTRICT src = B.p + p0 * B.ld + j0 + jr;
+            if (cols == nr) {
+                for (pn_size p = 0; p < kc; p++)
+                    for (int j = 0; j < nr; j++) dst[p * nr + j] = src[p * B.ld + j];
+            } else {
+                for (pn_size p = 0; p < kc; p++) {
+                    for (int j = 0; j < cols; j++) dst[p * nr + j] = src[p * B.ld + j];
+                    for (int j = cols; j < nr; j++) dst[p * nr + j] = 0;
+                }
+            }
+        } else {
+            for (int j = 0; j < cols; j++) {
+                const T *PN_RESTRICT src = B.p + (j0 + jr + j) * B.ld + p0;
+                for (pn_size p = 0; p < kc; p++) dst[p * nr + j] = src[p];
+            }
+            for (int j = cols; j < nr; j++)
+                for (pn_size p = 0; p < kc; p++) dst[p * nr + j] = 0;
+        }
+    }
+}
+
+/* ---- one thread's block of C ------------------------------------------------------------------ */
+
+/* C[i0:i1, j0:j1] with the packed kernel. Returns 0, or -1 if a buffer could not be allocated. */
+static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
+                          pn_size i0, pn_size i1, pn_size j0, pn_size j1, pn_size k,
+                          int accumulate, const T *bias, int act, T alpha) {
+    const int MR = cfg->mr, NR = cfg->nr;
+    const pn_size ns = k_slices(k, cfg->kc);
+    const pn_size kc_max = (k + ns - 1) / ns;
+    const pn_size m = i1 - i0, n = j1 - j0;
+    const pn_size mc_max = m < cfg->mc ? (m + MR - 1) / MR * MR : cfg->mc;
+    const pn_size nc_max = n < cfg->nc ? (n + NR - 1) / NR * NR : cfg->nc;
+    T *abuf = (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T));
+    T *bbuf = (T *)pn_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(T));
+    if (!abuf || !bbuf) return -1;
+    const int kact = kernel_act(act), tact = tile_act(act);
+
+    for (pn_size jc = j0; jc < j1; jc += cfg->nc) {
+        pn_size nc = j1 - jc < cfg->nc ? j1 - jc : cfg->nc;
+        for (pn_size s = 0; s < ns; s++) {
+            pn_size p0 = s * k / ns, kc = (s + 1) * k / ns - p0;
+            int last = s == ns - 1, load_c = accumulate || s > 0;
+            FN(pack_b)(bbuf, B, p0, jc, kc, nc, NR);
+            for (pn_size ic = i0; ic < i1; ic += cfg->mc) {
+                pn_size mc = i1 - ic < cfg->mc ? i1 - ic : cfg->mc;
+                FN(pack_a)(abuf, A, ic, p0, mc, kc, MR);
+                for (pn_size jr = 0; jr < nc; jr += NR) {
+                    int nr = (int)(nc - jr < NR ? nc - jr : NR);
+                    const T *bias_t = (last && bias) ? bias + jc + jr : NULL;
+                    for (pn_size ir = 0; ir < mc; ir += MR) {
+                        int mr = (int)(mc - ir < MR ? mc - ir : MR);
+                        T *ct = c + (ic + ir) * ldc + jc + jr;
+                        cfg->ukr(kc, abuf + ir * kc, bbuf + jr * kc, ct, ldc, mr, nr, load_c,
+                                 bias_t, last ? kact : PN_ACT_IDENTITY, alpha);
+                        if (last && tact >= 0)
+                            for (int i = 0; i < mr; i++)
+                                FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1, nr,
+                                                          tact, alpha);
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Rows of C one by one with the unpacked row kernel (few rows, B not transposed). */
+static void FN(gemm_rows)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
+                          pn_size i0, pn_size i1, pn_size j0, pn_size j1, pn_size k,
+                          int accumulate, const T *bias, int act, T alpha) {
+    const int kact = kernel_act(act), tact = tile_act(act);
+    for (pn_size i = i0; i < i1; i++) {
+        const T *ai = A.trans ? A.p + i : A.p + i * A.ld;
+        T *ci = c + i * ldc + j0;
+        cfg->rowk(k, j1 - j0, ai, A.trans ? A.ld : 1, B.p + j0, B.ld, ci, accumulate,
+                  bias ? bias + j0 : NULL, kact, alpha);
+        if (tact >= 0) FN(pn_activation_forward)(ci, ci, 1, j1 - j0, tact, alpha);
+    }
+}
+
+/* ---- the whole product: threads over disjoint blocks of C ------------------------------------- */
+
+static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_size n, pn_size k,
+                           int accumulate, const T *bias, int act, T alpha) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) { /* an empty sum: C = [C +] 0, then the epilogue */
+        for (pn_size i = 0; i < m; i++)
+            for (pn_size j = 0; j < n; j++) {
+                T v = accumulate ? c[i * n + j] : 0;
+                c[i * n + j] = bias ? v + bias[j] : v;
+            }
+        if (act != PN_ACT_IDENTITY) FN(pn_activation_forward)(c, c, m, n, act, alpha);
+        return 0;
+    }
+    const CFG *cfg = FN(active_cfg)();
+    const int rows_path = m <= PN_GEMM_ROWS_MAX && !B.trans;
+    const int MR = cfg->mr, NR = cfg->nr;
+    /* Split C along the dimension with more micro-tiles (the other operand's packing is then
+     * repeated per thread, the cheaper copy). softmax needs whole rows: split M. */
+    pn_size tiles_m = (m + MR - 1) / MR, tiles_n = (n + NR - 1) / NR;
+    int split_n = rows_path || (act != PN_ACT_SOFTMAX && tiles_n > tiles_m);
+    pn_size units = split_n ? tiles_n : tiles_m;
+    int nt = pn_threads_for(2.0 * (double)m * (double)n * (double)k, PN_GEMM_THREAD_GRAIN);
+    if (nt > units) nt = (int)units;
+    if (rows_path && act == PN_ACT_SOFTMAX) nt = 1;
+    int failed = 0;
+
+    PN_OMP(parallel num_threads(nt) if (nt > 1) reduction(| : failed))
+    {
+        int t = 0, nth = 1;
+#ifdef PN_OPENMP
+        t = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        pn_size u0 = units * t / nth, u1 = units * (t + 1) / nth;
+        pn_size i0 = 0, i1 = m, j0 = 0, j1 = n;
+        if (split_n) {
+            j0 = u0 * NR;
+            j1 = u1 * NR < n ? u1 * NR : n;
+        } else {
+            i0 = u0 * MR;
+            i1 = u1 * MR < m ? u1 * MR : m;
+        }
+        if (i0 < i1 && j0 < j1) {
+            if (rows_path)
+                FN(gemm_rows)(cfg, c, n, A, B, i0, i1, j0, j1, k, accumulate, bias, act, alpha);
+            else
+                failed |= FN(gemm_block)(cfg, c, n, A, B, i0, i1, j0, j1, k, accumulate, bias,
+                                         act, alpha) != 0;
+            if (act == PN_ACT_SOFTMAX && !failed)
+                FN(pn_activation_forward)(c + i0 * n, c + i0 * n, i1 - i0, n, PN_ACT_SOFTMAX,
+                                          alpha);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+int FN(pn_gemm)(T *c, const T *a, const T *b, pn_size m, pn_size n, pn_size k, int trans_a,
+                int trans_b, int accumulate) {
+    FN(operand) A = {a, trans_a ? m : k, trans_a}, B = {b, trans_b ? k : n, trans_b};
+    return FN(gemm_driver)(c, A, B, m, n, k, accumulate, NULL, PN_ACT_IDENTITY, 0);
+}
+
+int FN(pn_linear_forward)(T *y, const T *x, const T *w, const T *bias, pn_size n, pn_size i,
+                          pn_size o, int act, T alpha) {
+    FN(operand) X = {x, i, 0}, W = {w, o, 0};
+    return FN(gemm_driver)(y, X, W, n, o, i, 0, bias, act, alpha);
+}
+
+/* ---- backward: one fused pass for dz and db, then two GEMMs ----------------------------------- */
+
+/* dz[:, j0:j1] = dy * act'(y) and db[j0:j1] (+)= colsum(dz), rows in order (a fixed sum order).
+ * dz == NULL: identity, only the column sums of dy. */
+static void FN(dz_colsum)(T *PN_RESTRICT dz, T *PN_RESTRICT db, const T *PN_RESTRICT y,
+                          const T *PN_RESTRICT dy, pn_size n, pn_size o, pn_size j0, pn_size j1,
+                          int act, T alpha, int accumulate) {
+    if (db && !accumulate)
+        for (pn_size j = j0; j < j1; j++) db[j] = 0;
+    for (pn_size r = 0; r < n; r++) {
+        const T *PN_RESTRICT yr = y + r * o;
+        const T *PN_RESTRICT dyr = dy + r * o;
+        T *PN_RESTRICT dzr = dz ? dz + r * o : NULL;
+        switch (act) {
+        case PN_ACT_IDENTITY:
+            break;
+        case PN_ACT_RELU:
+            for (pn_size j = j0; j < j1; j++) dzr[j] = yr[j] > 0 ? dyr[j] : 0;
+            break;
+        case PN_ACT_LEAKY_RELU:
+            for (pn_size j = j0; j < j1; j++) dzr[j] = yr[j] >= 0 ? dyr[j] : alpha * dyr[j];
+            break;
+        case PN_ACT_SIGMOID:
+            for (pn_size j = j0; j < j1; j++) dzr[j] = dyr[j] * yr[j] * (1 - yr[j]);
+            break;
+        case PN_ACT_TANH:
+            for (pn_size j = j0; j < j1; j++) dzr[j] = dyr[j] * (1 - yr[j] * yr[j]);
+            break;
+        case PN_ACT_SOFTMAX: {
+            T dot = 0; /* over the whole row, in order: every thread gets the same value */
+            for (pn_size j = 0; j < o; j++) dot += dyr[j] * yr[j];
+            for (pn_size j = j0; j < j1; j++) dzr[j] = yr[j] * (dyr[j] - dot);
+            break;
+        }
+        default:
+            break;
+        }
+        const T *PN_RESTRICT src = dzr ? dzr : dyr;
+        if (db)
+            for (pn_size j = j0; j < j1; j++) db[j] += src[j];
+    }
+}
+
+int FN(pn_linear_backward)(T *dx, T *dw, T *db, const T *x, const T *w, const T *y, const T *dy,
+                           pn_size n, pn_size i, pn_size o, int act, T alpha, int accumulate) {
+    T *dz = NULL;
+    if (act != PN_ACT_IDENTITY && n > 0 && o > 0) {
+        dz = (T *)pn_gemm_buffer(2, (size_t)(n * o) * sizeof(T));
+        if (!dz) return -1;
+    }
+    if (dz || db) {
+        pn_size units = (o + 63) / 64;
+        int nt = pn_threads_for((double)n * (double)o, PN_DZ_THREAD_GRAIN);
+        if (nt > units) nt = (int)units;
+        PN_OMP(parallel num_threads(nt) if (nt > 1))
+        {
+            int t = 0, nth = 1;
+#ifdef PN_OPENMP
+            t = omp_get_thread_num();
+            nth = omp_get_num_threads();
+#endif
+            pn_size j0 = units * t / nth * 64, j1 = units * (t + 1) / nth * 64;
+            if (j1 > o) j1 = o;
+            if (j0 < j1 || (t == 0 && o == 0))
+                FN(dz_colsum)(dz, db, y, dy, n, o, j0, j1, act, alpha, accumulate);
+        }
+    }
+    const T *g = dz ? dz : dy;
+    FN(operand) Xt = {x, i, 1}, G = {g, o, 0}, Wt = {w, o, 1};
+    if (FN(gemm_driver)(dw, Xt, G, i, o, n, accumulate, NULL, PN_ACT_IDENTITY, 0)) return -1;
+    if (dx && FN(gemm_driver)(dx, G, Wt, n, i, o, 0, NULL, PN_ACT_IDENTITY, 0)) return -1;
+    return 0;
+}
+
+#undef FN
+#undef CFG

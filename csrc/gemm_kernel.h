@@ -1,0 +1,63 @@
+/* The GEMM's per-ISA pieces, shared by the driver (gemm.c) and the micro-kernel files.
+ *
+ * Packed formats (Goto/BLIS): an A micro-panel holds MR rows of op(A) for kc steps, element
+ * (i, p) at ap[p * MR + i]; a B micro-panel holds NR columns of op(B), element (p, j) at
+ * bp[p * NR + j]. Rows/columns past the matrix edge are packed as zeros.
+ *
+ * Epilogue, the same arithmetic in every position of C (so results never depend on where the
+ * tile boundaries fall, i.e. on the thread count): v = acc; v = v + C (when load_c); v = v + bias;
+ * then identity, relu (max(0, v), NaN kept) or leaky_relu (v >= 0 ? v : alpha * v).
+ */
+#ifndef PYNN_GEMM_KERNEL_H
+#define PYNN_GEMM_KERNEL_H
+
+#include "isa.h"
+
+/* C tile (mr x nr, row stride ldc) = [C +] Ap (MR x kc) . Bp (kc x NR), then bias (nr values
+ * or NULL) and act (identity/relu/leaky_relu only). mr <= MR, nr <= NR. load_c = 0 never reads
+ * C. */
+typedef void pn_ukr_f32(pn_size kc, const float *ap, const float *bp, float *c, pn_size ldc,
+                        int mr, int nr, int load_c, const float *bias, int act, float alpha);
+typedef void pn_ukr_f64(pn_size kc, const double *ap, const double *bp, double *c, pn_size ldc,
+                        int mr, int nr, int load_c, const double *bias, int act, double alpha);
+
+/* One row, unpacked (for products with very few rows, where packing B costs as much as the
+ * product): c (n) = [c +] a (k values, stride inca) . B (k x n, row stride ldb), then bias, act.
+ * Each element is one FMA chain over p = 0..k-1 in order. */
+typedef void pn_rowk_f32(pn_size k, pn_size n, const float *a, pn_size inca, const float *b,
+                         pn_size ldb, float *c, int load_c, const float *bias, int act,
+                         float alpha);
+typedef void pn_rowk_f64(pn_size k, pn_size n, const double *a, pn_size inca, const double *b,
+                         pn_size ldb, double *c, int load_c, const double *bias, int act,
+                         double alpha);
+
+/* Register tile MR x NR and cache blocks: MC x KC of A (L2), KC x NC of B (L3), KC x NR in L1. */
+typedef struct {
+    int mr, nr;
+    pn_size mc, kc, nc;
+    pn_ukr_f32 *ukr;
+    pn_rowk_f32 *rowk;
+} pn_gemm_cfg_f32;
+
+typedef struct {
+    int mr, nr;
+    pn_size mc, kc, nc;
+    pn_ukr_f64 *ukr;
+    pn_rowk_f64 *rowk;
+} pn_gemm_cfg_f64;
+
+extern const pn_gemm_cfg_f32 pn_gemm_cfg_f32_generic;
+extern const pn_gemm_cfg_f64 pn_gemm_cfg_f64_generic;
+#ifdef PN_HAVE_AVX2
+extern const pn_gemm_cfg_f32 pn_gemm_cfg_f32_avx2;
+extern const pn_gemm_cfg_f64 pn_gemm_cfg_f64_avx2;
+#endif
+#ifdef PN_HAVE_AVX512
+extern const pn_gemm_cfg_f32 pn_gemm_cfg_f32_avx512;
+extern const pn_gemm_cfg_f64 pn_gemm_cfg_f64_avx512;
+#endif
+
+#define PN_GEMM_MAX_MR 16
+#define PN_GEMM_MAX_NR 32
+
+#endif /* PYNN_GEMM_KERNEL_H */
