@@ -1,83 +1,62 @@
-/* Activations, forward and backward (first, scalar version: to be vectorised).
- * Shapes: x, y, dy, dx are (rows, cols) C-contiguous. */
-#include <math.h>
-
+/* Activations, forward and backward: threads and ISA dispatch around csrc/multi/activation_kernels.c.
+ * Shapes: x, y, dy, dx are (R, C) C-contiguous; softmax is row-wise, the rest elementwise.
+ * Safe inside an OpenMP parallel region (the GEMM epilogue): it then runs serially. */
 #include "isa.h"
+#include "parallel.h"
 
-#define DEFINE_ACTIVATION(T, SUF, EXP, TANH)                                                  \
-    void pn_activation_forward_##SUF(T *y, const T *x, pn_size rows, pn_size cols, int act,  \
-                                     T alpha) {                                              \
-        pn_size n = rows * cols;                                                             \
-        switch (act) {                                                                       \
-        case PN_ACT_IDENTITY:                                                                \
-            if (y != x)                                                                      \
-                for (pn_size i = 0; i < n; i++) y[i] = x[i];                                 \
-            break;                                                                           \
-        case PN_ACT_RELU:                                                                    \
-            for (pn_size i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : (x[i] != x[i] ? x[i] : 0); \
-            break;                                                                           \
-        case PN_ACT_LEAKY_RELU:                                                              \
-            for (pn_size i = 0; i < n; i++) y[i] = x[i] >= 0 ? x[i] : alpha * x[i];          \
-            break;                                                                           \
-        case PN_ACT_SIGMOID:                                                                 \
-            for (pn_size i = 0; i < n; i++) {                                                \
-                T e = EXP(-fabs(x[i]));                                                      \
-                y[i] = x[i] >= 0 ? 1 / (1 + e) : e / (1 + e);                                \
-            }                                                                                \
-            break;                                                                           \
-        case PN_ACT_TANH:                                                                    \
-            for (pn_size i = 0; i < n; i++) y[i] = TANH(x[i]);                               \
-            break;                                                                           \
-        case PN_ACT_STEP:                                                                    \
-            for (pn_size i = 0; i < n; i++) y[i] = x[i] > 0 ? 1 : (x[i] != x[i] ? x[i] : 0); \
-            break;                                                                           \
-        case PN_ACT_SOFTMAX:                                                                 \
-            for (pn_size r = 0; r < rows; r++) {                                             \
-                const T *xr = x + r * cols;                                                  \
-                T *yr = y + r * cols;                                                        \
-                T m = -INFINITY;                                                             \
-                for (pn_size j = 0; j < cols; j++) m = xr[j] > m ? xr[j] : m;                \
-                if (m == -INFINITY) m = 0;                                                   \
-                T s = 0;                                                                     \
-                for (pn_size j = 0; j < cols; j++) s += (yr[j] = EXP(xr[j] - m));            \
-                for (pn_size j = 0; j < cols; j++) yr[j] /= s;                               \
-            }                                                                                \
-            break;                                                                           \
-        }                                                                                    \
-    }                                                                                        \
-    void pn_activation_backward_##SUF(T *dx, const T *y, const T *dy, pn_size rows,          \
-                                      pn_size cols, int act, T alpha) {                      \
-        pn_size n = rows * cols;                                                             \
-        switch (act) {                                                                       \
-        case PN_ACT_IDENTITY:                                                                \
-            if (dx != dy)                                                                    \
-                for (pn_size i = 0; i < n; i++) dx[i] = dy[i];                               \
-            break;                                                                           \
-        case PN_ACT_RELU:                                                                    \
-            for (pn_size i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;                    \
-            break;                                                                           \
-        case PN_ACT_LEAKY_RELU:                                                              \
-            for (pn_size i = 0; i < n; i++) dx[i] = y[i] >= 0 ? dy[i] : alpha * dy[i];       \
-            break;                                                                           \
-        case PN_ACT_SIGMOID:                                                                 \
-            for (pn_size i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1 - y[i]);               \
-            break;                                                                           \
-        case PN_ACT_TANH:                                                                    \
-            for (pn_size i = 0; i < n; i++) dx[i] = dy[i] * (1 - y[i] * y[i]);               \
-            break;                                                                           \
-        case PN_ACT_SOFTMAX:                                                                 \
-            for (pn_size r = 0; r < rows; r++) {                                             \
-                const T *yr = y + r * cols, *dyr = dy + r * cols;                            \
-                T *dxr = dx + r * cols;                                                      \
-                T dot = 0;                                                                   \
-                for (pn_size j = 0; j < cols; j++) dot += dyr[j] * yr[j];                    \
-                for (pn_size j = 0; j < cols; j++) dxr[j] = yr[j] * (dyr[j] - dot);          \
-            }                                                                                \
-            break;                                                                           \
-        default:                                                                             \
-            break;                                                                           \
-        }                                                                                    \
+#define DECLARE_KERNELS(T, SUF)                                                               \
+    PN_DECLARE_ISA(void, pn_act_forward_##SUF, (T * y, const T *x, pn_size n, int act, T alpha)); \
+    PN_DECLARE_ISA(void, pn_act_backward_##SUF,                                               \
+                   (T * dx, const T *y, const T *dy, pn_size n, int act, T alpha));           \
+    PN_DECLARE_ISA(void, pn_softmax_rows_##SUF, (T * y, const T *x, pn_size R, pn_size C));   \
+    PN_DECLARE_ISA(void, pn_softmax_backward_rows_##SUF,                                      \
+                   (T * dx, const T *y, const T *dy, pn_size R, pn_size C));                  \
+    PN_DECLARE_ISA(void, pn_bias_grad_cols_##SUF,                                             \
+                   (T * db, const T *dz, pn_size N, pn_size O, pn_size ld));
+DECLARE_KERNELS(float, f32)
+DECLARE_KERNELS(double, f64)
+
+/* Work units per element: exp-based activations cost ~8 cheap ones. */
+static double act_cost(int act) {
+    return (act == PN_ACT_SIGMOID || act == PN_ACT_TANH || act == PN_ACT_SOFTMAX) ? 8.0 : 1.0;
+}
+
+#define DEFINE_ACTIVATION(T, SUF)                                                             \
+    void pn_activation_forward_##SUF(T *y, const T *x, pn_size R, pn_size C, int act,         \
+                                     T alpha) {                                               \
+        if (act < 0 || act >= PN_ACT_COUNT || R <= 0 || C <= 0) return;                       \
+        int nt = pn_threads_here((double)R * C * act_cost(act), PN_GRAIN);                    \
+        if (act == PN_ACT_SOFTMAX) {                                                          \
+            PN_PARALLEL_SLICES(nt, R, 1,                                                      \
+                PN_DISPATCH(pn_softmax_rows_##SUF)(y + lo * C, x + lo * C, hi - lo, C));       \
+        } else {                                                                              \
+            PN_PARALLEL_SLICES(nt, R * C, 64,                                                 \
+                PN_DISPATCH(pn_act_forward_##SUF)(y + lo, x + lo, hi - lo, act, alpha));       \
+        }                                                                                     \
+    }                                                                                         \
+    void pn_activation_backward_##SUF(T *dx, const T *y, const T *dy, pn_size R, pn_size C,   \
+                                      int act, T alpha) {                                     \
+        if (act < 0 || act >= PN_ACT_COUNT || act == PN_ACT_STEP || R <= 0 || C <= 0) return; \
+        int nt = pn_threads_here((double)R * C * (act == PN_ACT_SOFTMAX ? 2.0 : 1.0),         \
+                                 PN_GRAIN);                                                   \
+        if (act == PN_ACT_SOFTMAX) {                                                          \
+            PN_PARALLEL_SLICES(nt, R, 1,                                                      \
+                PN_DISPATCH(pn_softmax_backward_rows_##SUF)(dx + lo * C, y + lo * C,          \
+                                                            dy + lo * C, hi - lo, C));        \
+        } else {                                                                              \
+            PN_PARALLEL_SLICES(nt, R * C, 64,                                                 \
+                PN_DISPATCH(pn_act_backward_##SUF)(dx + lo, y + lo, dy + lo, hi - lo, act,    \
+                                                   alpha));                                   \
+        }                                                                                     \
+    }                                                                                         \
+    void pn_bias_grad_##SUF(T *db, const T *dz, pn_size N, pn_size O) {                       \
+        if (O <= 0) return;                                                                   \
+        /* threads over blocks of 256 columns (disjoint outputs; each column summed in row     \
+         * order whatever the split) */                                                      \
+        int nt = O >= 512 ? pn_threads_here((double)N * O, PN_GRAIN) : 1;                     \
+        PN_PARALLEL_SLICES(nt, O, 256,                                                        \
+            PN_DISPATCH(pn_bias_grad_cols_##SUF)(db + lo, dz + lo, N, hi - lo, O));           \
     }
 
-DEFINE_ACTIVATION(float, f32, expf, tanhf)
-DEFINE_ACTIVATION(double, f64, exp, tanh)
+DEFINE_ACTIVATION(float, f32)
+DEFINE_ACTIVATION(double, f64)

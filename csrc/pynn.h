@@ -58,9 +58,66 @@ void pn_activation_backward_f32(float *dx, const float *y, const float *dy, pn_s
 void pn_activation_backward_f64(double *dx, const double *y, const double *dy, pn_size rows,
                                 pn_size cols, int act, double alpha);
 
+/* db = column sums of dz (N, O) -> (O): the bias gradient. Overwrites db; accumulated in double,
+ * rows in order. */
+void pn_bias_grad_f32(float *db, const float *dz, pn_size N, pn_size O);
+void pn_bias_grad_f64(double *db, const double *dz, pn_size N, pn_size O);
+
 /* ---- loss.c ---------------------------------------------------------------------------------- */
+/* Every loss returns the weighted mean loss sum_i w_i l_i / sum_i w_i (as double) and OVERWRITES
+ * its gradient with d(loss)/d(input). w (N) may be NULL: every weight 1, the plain mean. The
+ * caller checks sum w > 0. Gradient and inputs must not overlap. Shapes: logits/dlogits/target
+ * (N, C), labels (N) in [0, C); pred/target/dpred (N, K), where each row's loss is the mean of
+ * its K elements. Bitwise the same at any thread count. */
+/* softmax cross-entropy: l_i = -log softmax(x_i)[label_i]; d = (softmax - onehot) w_i / sum w */
+double pn_softmax_xent_labels_f32(float *dlogits, const float *logits, const int64_t *labels,
+                                  const float *w, pn_size N, pn_size C);
+double pn_softmax_xent_labels_f64(double *dlogits, const double *logits, const int64_t *labels,
+                                  const double *w, pn_size N, pn_size C);
+/* with probability targets: l_i = -sum_j t_ij log softmax(x_i)_j (0 log 0 = 0);
+ * d = (softmax * sum_j t_ij - t) w_i / sum w */
+double pn_softmax_xent_probs_f32(float *dlogits, const float *logits, const float *target,
+                                 const float *w, pn_size N, pn_size C);
+double pn_softmax_xent_probs_f64(double *dlogits, const double *logits, const double *target,
+                                 const double *w, pn_size N, pn_size C);
+/* KL(target || softmax(logits)): l_i = sum_j t_ij (log t_ij - log softmax(x_i)_j), as torch's
+ * kl_div(log_softmax(x), t, reduction="batchmean"); same gradient as the line above */
+double pn_kl_div_f32(float *dlogits, const float *logits, const float *target, const float *w,
+                     pn_size N, pn_size C);
+double pn_kl_div_f64(double *dlogits, const double *logits, const double *target,
+                     const double *w, pn_size N, pn_size C);
+/* mean squared error: (p - t)^2, d = 2 (p - t) w_i / (K sum w) */
+double pn_mse_f32(float *dpred, const float *pred, const float *target, const float *w,
+                  pn_size N, pn_size K);
+double pn_mse_f64(double *dpred, const double *pred, const double *target, const double *w,
+                  pn_size N, pn_size K);
+/* sigmoid + binary cross-entropy from logits: max(x,0) - x t + log1p(exp(-|x|)),
+ * d = (sigmoid(x) - t) w_i / (K sum w) */
+double pn_bce_f32(float *dlogits, const float *logits, const float *target, const float *w,
+                  pn_size N, pn_size K);
+double pn_bce_f64(double *dlogits, const double *logits, const double *target, const double *w,
+                  pn_size N, pn_size K);
+/* hinge (Keras): target > 0 read as 1, else -1; max(0, 1 - t s), d = -t [1 - t s > 0] w_i/(K sum w) */
+double pn_hinge_f32(float *dscores, const float *scores, const float *target, const float *w,
+                    pn_size N, pn_size K);
+double pn_hinge_f64(double *dscores, const double *scores, const double *target,
+                    const double *w, pn_size N, pn_size K);
 
 /* ---- optim.c --------------------------------------------------------------------------------- */
+/* In-place steps over flat buffers of P entries (params, grads and state must not overlap).
+ * SGD, classical momentum: v = mu v - lr (g + wd theta); theta += v (Nesterov: theta += mu v -
+ * lr (g + wd theta), with the new v). velocity == NULL: theta -= lr (g + wd theta). */
+void pn_sgd_step_f32(float *params, float *velocity, const float *grads, pn_size P, double lr,
+                     double momentum, int nesterov, double weight_decay);
+void pn_sgd_step_f64(double *params, double *velocity, const double *grads, pn_size P,
+                     double lr, double momentum, int nesterov, double weight_decay);
+/* Adam with decoupled weight decay (AdamW) and PyTorch's bias correction; step >= 1. */
+void pn_adam_step_f32(float *params, float *m, float *v, const float *grads, pn_size P,
+                      int64_t step, double lr, double beta1, double beta2, double eps,
+                      double weight_decay);
+void pn_adam_step_f64(double *params, double *m, double *v, const double *grads, pn_size P,
+                      int64_t step, double lr, double beta1, double beta2, double eps,
+                      double weight_decay);
 
 /* ---- gemm.c ---------------------------------------------------------------------------------- */
 /* Letters: C (M,N) = op(A) (M,K) . op(B) (K,N); op(A) is A stored (M,K), or A^T with A stored

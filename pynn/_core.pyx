@@ -13,3 +13,6 @@ cnp.import_array()
 include "_common.pxi"
 include "_cpu.pxi"
 include "_gemm.pxi"
+include "_activation.pxi"
+include "_loss.pxi"
+include "_optim.pxi"

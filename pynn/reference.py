@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__: list[str] = []
+
 # ---- gemm (issue 3) -----------------------------------------------------------------------------
 
 def _act_forward(z: np.ndarray, activation: str, alpha: float) -> np.ndarray:
@@ -89,3 +91,200 @@ def linear_backward(x: np.ndarray, w: np.ndarray, y: np.ndarray, dy: np.ndarray,
                 buf[...] = g
             grads[k] = buf
     return tuple(grads)
+
+# ---- activations, losses, optimizer steps (issue 2) ---------------------------------------------
+# Computed in the inputs' dtype (pass float64 copies for an accurate oracle). Written as a careful
+# NumPy user would: stable formulas, no overflow warnings for extreme inputs.
+
+__all__ += [
+    "activation",
+    "activation_backward",
+    "adam_step",
+    "bias_grad",
+    "binary_cross_entropy",
+    "hinge",
+    "kl_divergence",
+    "mse",
+    "sgd_step",
+    "softmax",
+    "softmax_cross_entropy",
+]
+
+
+def _store(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))  # <= 1: never overflows
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+def softmax(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise (last axis) softmax with the row maximum subtracted first."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return _store(e / e.sum(axis=-1, keepdims=True), out)
+
+
+def activation(name: str, x: np.ndarray, *, alpha: float = 0.01,
+               out: np.ndarray | None = None) -> np.ndarray:
+    x = np.asarray(x)
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    if name == "identity":
+        y = x.copy()
+    elif name == "relu":
+        y = np.maximum(x, zero)
+    elif name == "leaky_relu":
+        y = np.where(x >= 0, x, x.dtype.type(alpha) * x)
+    elif name == "sigmoid":
+        y = _sigmoid(x).astype(x.dtype)
+    elif name == "tanh":
+        y = np.tanh(x)
+    elif name == "softmax":
+        y = softmax(x)
+    elif name == "step":
+        y = np.where(x > 0, one, np.where(np.isnan(x), x, zero))
+    else:
+        raise ValueError(f"unknown activation {name!r}")
+    return _store(y, out)
+
+
+def activation_backward(name: str, y: np.ndarray, dy: np.ndarray, *, alpha: float = 0.01,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    y, dy = np.asarray(y), np.asarray(dy)
+    if name == "identity":
+        dx = dy.copy()
+    elif name == "relu":
+        dx = np.where(y > 0, dy, y.dtype.type(0))
+    elif name == "leaky_relu":
+        dx = np.where(y > 0, dy, y.dtype.type(alpha) * dy)
+    elif name == "sigmoid":
+        dx = dy * (y * (1 - y))
+    elif name == "tanh":
+        dx = dy * (1 - y * y)
+    elif name == "softmax":
+        dx = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    else:
+        raise ValueError(f"no backward for activation {name!r}")
+    return _store(dx, out)
+
+
+def bias_grad(dz: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    return _store(np.asarray(dz).sum(axis=0), out)
+
+
+def _weights(sample_weight, n: int, dtype) -> np.ndarray:
+    if sample_weight is None:
+        return np.ones(n, dtype=dtype)
+    return np.asarray(sample_weight, dtype=dtype)
+
+
+def _row_scale(w: np.ndarray, ndim: int) -> np.ndarray:
+    return w if ndim == 1 else w[:, None]
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """x - max - log(sum(exp(x - max))), in that order (as torch's log_softmax)."""
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax_cross_entropy(logits: np.ndarray, target: np.ndarray, *, sample_weight=None,
+                          out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    x = np.asarray(logits)
+    n, _c = x.shape
+    target = np.asarray(target)
+    logp = log_softmax(x)
+    if target.dtype.kind in "iu":
+        t = np.zeros_like(x)
+        t[np.arange(n), target] = 1
+    else:
+        t = target
+    w = _weights(sample_weight, n, x.dtype)
+    wsum = w.sum()
+    # t = 0 entries contribute 0 even where logp = -inf (no 0 * inf)
+    per_row = -(t * np.where(t != 0, logp, 0)).sum(axis=1)
+    loss = float((w * per_row).sum() / wsum)
+    grad = (np.exp(logp) * t.sum(axis=1, keepdims=True) - t) * (w / wsum)[:, None]
+    return loss, _store(grad.astype(x.dtype), out)
+
+
+def kl_divergence(logits: np.ndarray, target: np.ndarray, *, sample_weight=None,
+                  out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    x, t = np.asarray(logits), np.asarray(target)
+    logp = log_softmax(x)
+    w = _weights(sample_weight, x.shape[0], x.dtype)
+    wsum = w.sum()
+    safe_t = np.where(t > 0, t, 1)
+    per_row = (t * (np.log(safe_t) - np.where(t > 0, logp, 0))).sum(axis=1)
+    loss = float((w * per_row).sum() / wsum)
+    grad = (np.exp(logp) * t.sum(axis=1, keepdims=True) - t) * (w / wsum)[:, None]
+    return loss, _store(grad.astype(x.dtype), out)
+
+
+def _elementwise(loss: np.ndarray, grad: np.ndarray, sample_weight, out):
+    n = loss.shape[0]
+    k = 1 if loss.ndim == 1 else loss.shape[1]
+    w = _weights(sample_weight, n, loss.dtype)
+    wsum = w.sum()
+    rows = loss if loss.ndim == 1 else loss.sum(axis=1)
+    total = float((w * rows).sum() / (wsum * k))
+    grad = grad * _row_scale(w / (wsum * k), loss.ndim)
+    return total, _store(grad.astype(loss.dtype), out)
+
+
+def mse(pred: np.ndarray, target: np.ndarray, *, sample_weight=None,
+        out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    diff = np.asarray(pred) - np.asarray(target)
+    return _elementwise(diff * diff, 2 * diff, sample_weight, out)
+
+
+def binary_cross_entropy(logits: np.ndarray, target: np.ndarray, *, sample_weight=None,
+                         out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    x, t = np.asarray(logits), np.asarray(target)
+    loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    return _elementwise(loss, _sigmoid(x).astype(x.dtype) - t, sample_weight, out)
+
+
+def hinge(scores: np.ndarray, target: np.ndarray, *, sample_weight=None,
+          out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    s, t = np.asarray(scores), np.asarray(target)
+    sign = np.where(t > 0, 1, -1).astype(s.dtype)
+    margin = 1 - sign * s
+    loss = np.maximum(margin, 0)
+    grad = np.where(margin > 0, -sign, 0).astype(s.dtype)
+    return _elementwise(loss, grad, sample_weight, out)
+
+
+def sgd_step(params: np.ndarray, grads: np.ndarray, velocity: np.ndarray | None, *,
+             lr: float, momentum: float = 0.0, nesterov: bool = False,
+             weight_decay: float = 0.0) -> None:
+    """In place, with NumPy's in-place operators (what a careful NumPy user writes)."""
+    dt = params.dtype.type
+    g = grads + dt(weight_decay) * params if weight_decay else grads
+    if velocity is None:
+        params -= dt(lr) * g
+        return
+    velocity *= dt(momentum)
+    velocity -= dt(lr) * g
+    if nesterov:
+        params += dt(momentum) * velocity - dt(lr) * g
+    else:
+        params += velocity
+
+
+def adam_step(params: np.ndarray, grads: np.ndarray, m: np.ndarray, v: np.ndarray, *,
+              step: int, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+              eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    dt = params.dtype.type
+    if weight_decay:
+        params *= dt(1 - lr * weight_decay)
+    m += dt(1 - beta1) * (grads - m)
+    v *= dt(beta2)
+    v += dt(1 - beta2) * grads * grads
+    step_size = lr / (1 - beta1 ** step)
+    denom = np.sqrt(v) / dt(np.sqrt(1 - beta2 ** step)) + dt(eps)
+    params -= dt(step_size) * (m / denom)

@@ -1,0 +1,148 @@
+/* Loss kernels for one ISA: each computes, over a block of rows, the gradient (overwritten) and
+ * returns the block's weighted loss sum sum_r w_r * l_r in double; csrc/loss.c runs the blocks on
+ * threads and adds the block sums in block order.
+ * Shapes: x (logits), p (predictions), t (target), d (gradient) are (R, C) or (R, K); labels (R);
+ * w (R) or NULL (every weight 1). `inv` = 1 / (sum of all N weights [* K]): the gradient's scale.
+ */
+#include "vectorize.h"
+
+#include <math.h>
+
+#include "isa.h"
+#include "rowops.h"
+#include "vmath.h"
+
+#define DEFINE_XENT_KERNEL(T, SUF, EXP)                                                       \
+    /* Softmax cross-entropy (kl = 0) or KL divergence (kl = 1) from logits, in one pass over   \
+     * each row: d = (softmax(x) * sum(t) - t) * w_r * inv. labels != NULL: t is one-hot.      \
+     * log softmax is taken as x - max - log(sum exp(x - max)), in that order (as PyTorch's    \
+     * log_softmax): 1e4 or 1e8-scaled logits then give finite, exact losses. */             \
+    double PN_ISA_FN(pn_xent_rows_##SUF)(T * d, const T *x, const int64_t *labels,            \
+                                         const T *t, const T *w, pn_size R, pn_size C,        \
+                                         double inv, int kl) {                                \
+        double total = 0;                                                                     \
+        for (pn_size r = 0; r < R; r++) {                                                     \
+            const T *xr = x + r * C;                                                          \
+            T *dr = d + r * C;                                                                \
+            T m = pn_rowmax_##SUF(xr, C);                                                     \
+            PN_SIMD                                                                           \
+            for (pn_size j = 0; j < C; j++) dr[j] = EXP(xr[j] - m);                           \
+            T s = pn_rowsum_##SUF(dr, C);                                                     \
+            T logs = (T)log((double)s);                                                       \
+            double wr = w ? (double)w[r] : 1.0;                                               \
+            T scale = (T)(wr * inv);                                                          \
+            double loss;                                                                      \
+            if (labels) {                                                                     \
+                pn_size y = (pn_size)labels[r];                                               \
+                loss = -(double)((xr[y] - m) - logs);                                         \
+                T k = scale / s;                                                              \
+                PN_SIMD                                                                       \
+                for (pn_size j = 0; j < C; j++) dr[j] *= k;                                   \
+                dr[y] -= scale;                                                               \
+            } else {                                                                          \
+                const T *tr = t + r * C;                                                      \
+                loss = 0;                                                                     \
+                for (pn_size j = 0; j < C; j++) { /* 0 * log 0 counts as 0 */                 \
+                    if (tr[j] != 0) {                                                         \
+                        loss -= (double)tr[j] * (double)((xr[j] - m) - logs);                 \
+                        if (kl) loss += (double)tr[j] * log((double)tr[j]);                   \
+                    }                                                                         \
+                }                                                                             \
+                T k = scale * pn_rowsum_##SUF(tr, C) / s;                                     \
+                PN_SIMD                                                                       \
+                for (pn_size j = 0; j < C; j++) dr[j] = dr[j] * k - tr[j] * scale;            \
+            }                                                                                 \
+            total += wr * loss;                                                               \
+        }                                                                                     \
+        return total;                                                                         \
+    }
+
+/* Elementwise losses: BODY sets the loss l and its derivative g of one element.
+ * BODY(T, p, t, l, g). Unweighted (or one column): flat blocks of 1024 elements; weighted: row by row. */
+#define DEFINE_ELEMENTWISE_LOSS(NAME, T, SUF, BODY, SIMD_SUM)                                 \
+    double PN_ISA_FN(pn_##NAME##_rows_##SUF)(T * d, const T *p, const T *t, const T *w,       \
+                                             pn_size R, pn_size K, double inv) {              \
+        double total = 0;                                                                     \
+        T tinv = (T)inv;                                                                      \
+        if (w == NULL) {                                                                      \
+            pn_size n = R * K;                                                                \
+            for (pn_size b = 0; b < n; b += 1024) {                                           \
+                pn_size e = n - b < 1024 ? n : b + 1024;                                      \
+                T s = 0;                                                                      \
+                SIMD_SUM(s)                                                                   \
+                for (pn_size i = b; i < e; i++) {                                             \
+                    T l, g;                                                                   \
+                    BODY(T, p[i], t[i], l, g);                                                   \
+                    s += l;                                                                   \
+                    d[i] = g * tinv;                                                          \
+                }                                                                             \
+                total += (double)s;                                                           \
+            }                                                                                 \
+        } else if (K == 1) {                                                                  \
+            for (pn_size b = 0; b < R; b += 1024) {                                           \
+                pn_size e = R - b < 1024 ? R : b + 1024;                                      \
+                T s = 0;                                                                      \
+                SIMD_SUM(s)                                                                   \
+                for (pn_size i = b; i < e; i++) {                                             \
+                    T l, g;                                                                   \
+                    BODY(T, p[i], t[i], l, g);                                                   \
+                    s += w[i] * l;                                                            \
+                    d[i] = g * (w[i] * tinv);                                                 \
+                }                                                                             \
+                total += (double)s;                                                           \
+            }                                                                                 \
+        } else {                                                                              \
+            for (pn_size r = 0; r < R; r++) {                                                 \
+                const T *pr = p + r * K, *tr = t + r * K;                                     \
+                T *dr = d + r * K;                                                            \
+                T s = 0, sc = w[r] * tinv;                                                    \
+                SIMD_SUM(s)                                                                   \
+                for (pn_size j = 0; j < K; j++) {                                             \
+                    T l, g;                                                                   \
+                    BODY(T, pr[j], tr[j], l, g);                                                 \
+                    s += l;                                                                   \
+                    dr[j] = g * sc;                                                           \
+                }                                                                             \
+                total += (double)w[r] * (double)s;                                            \
+            }                                                                                 \
+        }                                                                                     \
+        return total;                                                                         \
+    }
+
+/* mean squared error: (p - t)^2, derivative 2 (p - t) */
+#define MSE_BODY(T, pv, tv, l, g)                                                                \
+    do {                                                                                      \
+        T diff_ = (pv) - (tv);                                                   \
+        l = diff_ * diff_;                                                                    \
+        g = 2 * diff_;                                                                        \
+    } while (0)
+/* Keras' hinge: target 1 or else -1; max(0, 1 - t s), subgradient -t where the margin is > 0.
+ * m < 0 is false for NaN, so a NaN score gives a NaN loss. */
+#define HINGE_BODY(T, sv, tv, l, g)                                                              \
+    do {                                                                                      \
+        T sign_ = (tv) > 0 ? 1 : -1;                                             \
+        T m_ = 1 - sign_ * (sv);                                                 \
+        l = m_ < 0 ? 0 : m_;                                                                  \
+        g = m_ > 0 ? -sign_ : 0;                                                              \
+    } while (0)
+/* binary cross-entropy from logits (as torch's BCEWithLogitsLoss): max(x, 0) - x t +
+ * log1p(exp(-|x|)), derivative sigmoid(x) - t; no term overflows for any |x|. */
+#define BCE_BODY_(T, xv, tv, l, g, EXP, LOG1P, FABS)                                             \
+    do {                                                                                      \
+        T e_ = EXP(-FABS(xv));                                                   \
+        l = ((xv) > 0 ? (xv) : 0) - (xv) * (tv) + LOG1P(e_);                                  \
+        g = ((xv) >= 0 ? 1 : e_) / (1 + e_) - (tv);                                           \
+    } while (0)
+#define BCE_BODY_F32(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f32, log1pf, fabsf)
+#define BCE_BODY_F64(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f64, log1p, fabs)
+/* log1p is a libm call: that loop stays scalar (bce is not on the training hot path) */
+#define NO_SIMD(var)
+
+DEFINE_XENT_KERNEL(float, f32, pn_exp_f32)
+DEFINE_XENT_KERNEL(double, f64, pn_exp_f64)
+DEFINE_ELEMENTWISE_LOSS(mse, float, f32, MSE_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(mse, double, f64, MSE_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(hinge, float, f32, HINGE_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(hinge, double, f64, HINGE_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(bce, float, f32, BCE_BODY_F32, NO_SIMD)
+DEFINE_ELEMENTWISE_LOSS(bce, double, f64, BCE_BODY_F64, NO_SIMD)

@@ -1,0 +1,57 @@
+/* Optimizer steps for one ISA: one fused pass over a slice of the flat buffers (P entries).
+ * csrc/optim.c splits the buffers over threads. Every entry is updated on its own, so results do
+ * not depend on the split. */
+#include "vectorize.h"
+
+#include <math.h>
+
+#include "isa.h"
+
+#define DEFINE_OPTIM_KERNELS(T, SUF, SQRT)                                                    \
+    /* SGD, classical momentum as in the source material (velocity holds -lr * the step):     \
+     *   g = grad + wd * theta;  v = mu v - lr g;  theta += v  (Nesterov: theta += mu v - lr g). \
+     * v == NULL: plain SGD, theta -= lr g. */                                               \
+    void PN_ISA_FN(pn_sgd_kernel_##SUF)(T * theta, T * v, const T *grad, pn_size P, T lr,     \
+                                        T mu, int nesterov, T wd) {                           \
+        if (!v) {                                                                             \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < P; i++) theta[i] -= lr * (grad[i] + wd * theta[i]);       \
+        } else if (!nesterov) {                                                               \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < P; i++) {                                                 \
+                T vi = mu * v[i] - lr * (grad[i] + wd * theta[i]);                            \
+                v[i] = vi;                                                                    \
+                theta[i] += vi;                                                               \
+            }                                                                                 \
+        } else {                                                                              \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < P; i++) {                                                 \
+                T step = lr * (grad[i] + wd * theta[i]);                                      \
+                T vi = mu * v[i] - step;                                                      \
+                v[i] = vi;                                                                    \
+                theta[i] += mu * vi - step;                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+    /* Adam with decoupled weight decay (AdamW), in PyTorch's order of operations:            \
+     *   theta *= 1 - lr wd;  m += (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2;                 \
+     *   theta -= step_size * m / (sqrt(v) / bc2_sqrt + eps)                                  \
+     * with step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t) computed by the caller. */ \
+    void PN_ISA_FN(pn_adam_kernel_##SUF)(T * theta, T * m, T * v, const T *grad, pn_size P,   \
+                                         T step_size, T decay, T b1, T b2, T eps,             \
+                                         T bc2_sqrt) {                                        \
+        T one_b1 = 1 - b1, one_b2 = 1 - b2;                                                   \
+        PN_SIMD                                                                               \
+        for (pn_size i = 0; i < P; i++) {                                                     \
+            T g = grad[i];                                                                    \
+            T mi = m[i] + one_b1 * (g - m[i]);                                                \
+            T vi = b2 * v[i] + one_b2 * g * g;                                                \
+            m[i] = mi;                                                                        \
+            v[i] = vi;                                                                        \
+            T denom = SQRT(vi) / bc2_sqrt + eps;                                              \
+            theta[i] = theta[i] * decay - step_size * (mi / denom);                           \
+        }                                                                                     \
+    }
+
+DEFINE_OPTIM_KERNELS(float, f32, sqrtf)
+DEFINE_OPTIM_KERNELS(double, f64, sqrt)

@@ -1,0 +1,40 @@
+/* Optimizer steps over flat parameter buffers: threads and ISA dispatch around
+ * csrc/multi/optim_kernels.c. Slices are disjoint and cut at multiples of 64 entries. */
+#include <math.h>
+
+#include "isa.h"
+#include "parallel.h"
+
+#define DECLARE_OPTIM_KERNELS(T, SUF)                                                         \
+    PN_DECLARE_ISA(void, pn_sgd_kernel_##SUF,                                                 \
+                   (T * theta, T * v, const T *grad, pn_size P, T lr, T mu, int nesterov,     \
+                    T wd));                                                                   \
+    PN_DECLARE_ISA(void, pn_adam_kernel_##SUF,                                                \
+                   (T * theta, T * m, T * v, const T *grad, pn_size P, T step_size, T decay,  \
+                    T b1, T b2, T eps, T bc2_sqrt));
+DECLARE_OPTIM_KERNELS(float, f32)
+DECLARE_OPTIM_KERNELS(double, f64)
+
+#define DEFINE_OPTIM(T, SUF)                                                                  \
+    void pn_sgd_step_##SUF(T *params, T *velocity, const T *grads, pn_size P, double lr,      \
+                           double momentum, int nesterov, double weight_decay) {              \
+        int nt = pn_threads_here((double)P, PN_GRAIN * 4);                                    \
+        PN_PARALLEL_SLICES(nt, P, 64,                                                         \
+            PN_DISPATCH(pn_sgd_kernel_##SUF)(params + lo, velocity ? velocity + lo : NULL,    \
+                                             grads + lo, hi - lo, (T)lr, (T)momentum,         \
+                                             nesterov, (T)weight_decay));                     \
+    }                                                                                         \
+    void pn_adam_step_##SUF(T *params, T *m, T *v, const T *grads, pn_size P, int64_t step,   \
+                            double lr, double beta1, double beta2, double eps,                \
+                            double weight_decay) {                                            \
+        double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);    \
+        T step_size = (T)(lr / bc1), bc2_sqrt = (T)sqrt(bc2), decay = (T)(1.0 - lr * weight_decay); \
+        int nt = pn_threads_here((double)P * 2, PN_GRAIN * 4);                                \
+        PN_PARALLEL_SLICES(nt, P, 64,                                                         \
+            PN_DISPATCH(pn_adam_kernel_##SUF)(params + lo, m + lo, v + lo, grads + lo,        \
+                                              hi - lo, step_size, decay, (T)beta1, (T)beta2,  \
+                                              (T)eps, bc2_sqrt));                             \
+    }
+
+DEFINE_OPTIM(float, f32)
+DEFINE_OPTIM(double, f64)

@@ -1,0 +1,128 @@
+# Optimizer steps, in place over flat buffers (csrc/optim.c).
+
+cdef extern from "pynn.h" nogil:
+    void pn_sgd_step_f32(float *params, float *velocity, const float *grads, pn_size P,
+                         double lr, double momentum, int nesterov, double weight_decay)
+    void pn_sgd_step_f64(double *params, double *velocity, const double *grads, pn_size P,
+                         double lr, double momentum, int nesterov, double weight_decay)
+    void pn_adam_step_f32(float *params, float *m, float *v, const float *grads, pn_size P,
+                          int64_t step, double lr, double beta1, double beta2, double eps,
+                          double weight_decay)
+    void pn_adam_step_f64(double *params, double *m, double *v, const double *grads, pn_size P,
+                          int64_t step, double lr, double beta1, double beta2, double eps,
+                          double weight_decay)
+
+
+cdef cnp.ndarray _state_array(object arr, str name, cnp.ndarray params):
+    """A buffer updated in place: params' shape and dtype, C-contiguous, writeable, and not
+    overlapping params."""
+    if not isinstance(arr, cnp.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray (it is updated in place), got "
+                        f"{type(arr).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    if a.dtype != params.dtype:
+        raise TypeError(f"{name} must have the dtype of params {params.dtype}, got {a.dtype}")
+    if (<object>a).shape != (<object>params).shape:
+        raise ValueError(f"{name} must have the shape of params "
+                         f"{_shape_str((<object>params).shape)}, got "
+                         f"{_shape_str((<object>a).shape)}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{name} must be C-contiguous and aligned (it is updated in place)")
+    if not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writeable (it is updated in place)")
+    return a
+
+
+cdef cnp.ndarray _params_array(object params):
+    if not isinstance(params, cnp.ndarray):
+        raise TypeError(f"params must be a numpy.ndarray (it is updated in place), got "
+                        f"{type(params).__name__}")
+    cdef cnp.ndarray p = <cnp.ndarray>params
+    if p.dtype != _FLOAT32 and p.dtype != _FLOAT64:
+        raise TypeError(f"params must have dtype float32 or float64, got {p.dtype}")
+    if cnp.PyArray_SIZE(p) == 0:
+        raise ValueError(f"params must not be empty, got shape {_shape_str((<object>p).shape)}")
+    return _state_array(p, "params", p)
+
+
+cdef void _no_overlap(list named) except *:
+    cdef Py_ssize_t i, j
+    for i in range(len(named)):
+        for j in range(i + 1, len(named)):
+            if named[i][1] is not None and named[j][1] is not None and \
+                    np.may_share_memory(named[i][1], named[j][1]):
+                raise ValueError(f"{named[i][0]} and {named[j][0]} must not overlap")
+
+
+cdef cnp.ndarray _grads_array(object grads, cnp.ndarray p):
+    cdef cnp.ndarray g = _float_array(grads, "grads", p.dtype)
+    if (<object>g).shape != (<object>p).shape:
+        raise ValueError(f"grads must have the shape of params {_shape_str((<object>p).shape)}, "
+                         f"got {_shape_str((<object>g).shape)}")
+    return g
+
+
+def sgd_step(params, grads, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """One SGD step in place; see pynn.ops.sgd_step."""
+    cdef cnp.ndarray p = _params_array(params)
+    cdef cnp.ndarray g = _grads_array(grads, p)
+    cdef double lr_ = _finite_float(lr, "lr", 0.0)
+    cdef double mu = _finite_float(momentum, "momentum", 0.0)
+    cdef double wd = _finite_float(weight_decay, "weight_decay", 0.0)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+    cdef int nest = 1 if nesterov else 0
+    if nest and mu == 0:
+        raise ValueError("nesterov=True needs momentum > 0, got momentum=0")
+    cdef cnp.ndarray v = None
+    if velocity is None:
+        if mu != 0:
+            raise ValueError(f"velocity must be an array when momentum != 0 (got momentum={mu})")
+    else:
+        v = _state_array(velocity, "velocity", p)
+    _no_overlap([("params", p), ("grads", g), ("velocity", v)])
+    cdef pn_size P = cnp.PyArray_SIZE(p)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef void *vp = _data_or_null(v)
+    if _is_f32(p):
+        with nogil:
+            pn_sgd_step_f32(<float *>pp, <float *>vp, <const float *>gp, P, lr_, mu, nest, wd)
+    else:
+        with nogil:
+            pn_sgd_step_f64(<double *>pp, <double *>vp, <const double *>gp, P, lr_, mu, nest, wd)
+
+
+def adam_step(params, grads, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0):
+    """One Adam(W) step in place; see pynn.ops.adam_step."""
+    cdef cnp.ndarray p = _params_array(params)
+    cdef cnp.ndarray g = _grads_array(grads, p)
+    cdef cnp.ndarray ma = _state_array(m, "m", p)
+    cdef cnp.ndarray va = _state_array(v, "v", p)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an int (1 for the first step), got {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (1 for the first step), got {step}")
+    cdef int64_t t = min(int(step), 1 << 62)
+    cdef double lr_ = _finite_float(lr, "lr", 0.0)
+    cdef double b1 = _finite_float(beta1, "beta1", 0.0, 1.0)
+    cdef double b2 = _finite_float(beta2, "beta2", 0.0, 1.0)
+    if b1 >= 1.0 or b2 >= 1.0:
+        raise ValueError(f"beta1 and beta2 must be in [0, 1), got {b1:g} and {b2:g}")
+    cdef double eps_ = _finite_float(eps, "eps", 0.0)
+    cdef double wd = _finite_float(weight_decay, "weight_decay", 0.0)
+    _no_overlap([("params", p), ("grads", g), ("m", ma), ("v", va)])
+    cdef pn_size P = cnp.PyArray_SIZE(p)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef void *mp = cnp.PyArray_DATA(ma)
+    cdef void *vp = cnp.PyArray_DATA(va)
+    if _is_f32(p):
+        with nogil:
+            pn_adam_step_f32(<float *>pp, <float *>mp, <float *>vp, <const float *>gp, P, t, lr_,
+                             b1, b2, eps_, wd)
+    else:
+        with nogil:
+            pn_adam_step_f64(<double *>pp, <double *>mp, <double *>vp, <const double *>gp, P, t,
+                             lr_, b1, b2, eps_, wd)
