@@ -49,6 +49,8 @@ Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DATA_ENV = "PYNN_DATA"
+DEFAULT_MNIST_DIR = "/usr/share/datasets/mnist"
+MNIST_ENV = "PYNN_MNIST"
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -241,14 +243,15 @@ def load_fashion_mnist(path: PathLike | None = None) -> Split:
     return _load_idx_dataset(directory, "Fashion-MNIST", where, how)
 
 
-def load_mnist(path: PathLike) -> Split:
+def load_mnist(path: PathLike | None = None) -> Split:
     """Load MNIST (LeCun, Cortes and Burges) from a directory of its four original IDX files.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str or os.PathLike, optional
         Directory with ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
         ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each raw or ``.gz``).
+        Defaults to ``$PYNN_MNIST``, then ``/usr/share/datasets/mnist``.
 
     Returns
     -------
@@ -262,10 +265,15 @@ def load_mnist(path: PathLike) -> Split:
     ValueError
         A file is corrupt, truncated or inconsistent with the others (the message names it).
     """
-    directory = _check_path(path)
+    if path is None:
+        env = os.environ.get(MNIST_ENV, "").strip()
+        directory = Path(env) if env else Path(DEFAULT_MNIST_DIR)
+        where = f" (from ${MNIST_ENV})" if env else ""
+    else:
+        directory, where = _check_path(path), ""
     how = (f"pynn downloads nothing: put the four MNIST IDX files ({_expected_files_text()}) "
-           "in one directory and pass it as path=.")
-    return _load_idx_dataset(directory, "MNIST", "", how)
+           f"in one directory and pass it as path= or set ${MNIST_ENV} to it.")
+    return _load_idx_dataset(directory, "MNIST", where, how)
 
 
 # ---------------------------------------------------------------------------------------------

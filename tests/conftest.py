@@ -1,4 +1,6 @@
 """Shared fixtures: run a test on every ISA path this CPU supports, and at 1 and 2 threads."""
+import os
+
 import numpy as np
 import pytest
 
@@ -26,3 +28,21 @@ def threads():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def fashion_mnist(monkeypatch):
+    """The real Fashion-MNIST, loaded from its default place ($PYNN_DATA ignored).
+
+    Skips when it is not installed, except in CI (CI=true), where that is a failure: .ci/run
+    installs it, so missing data there means the accuracy bars silently went untested.
+    """
+    from pynn import datasets
+
+    monkeypatch.delenv("PYNN_DATA", raising=False)
+    try:
+        return datasets.load_fashion_mnist()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must have Fashion-MNIST: {exc}")
+        pytest.skip(str(exc))

@@ -1,16 +1,11 @@
 """pynn.datasets: IDX reading, the (Fashion-)MNIST loaders, bundled digits, transforms, splits."""
 import gzip
-import os
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pynn import datasets as ds
-
-FASHION_DIR = Path(ds.DEFAULT_FASHION_MNIST_DIR)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def idx_bytes(array, type_code=None, dims=None):
@@ -198,27 +193,8 @@ def test_corrupt_file_in_directory_names_it(tmp_path, rng):
         ds.load_mnist(tmp_path / "m")
 
 
-def fashion_present():
-    return all((FASHION_DIR / f).is_file() for f in (
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
-
-
-def require_fashion_mnist():
-    """Skip when the real data is absent, except in CI, where its absence is a failure."""
-    if fashion_present():
-        return
-    hint = ("Fashion-MNIST is missing from /usr/share/datasets/fashion-mnist: "
-            "`apt-get install dataset-fashion-mnist`")
-    if IN_CI:
-        pytest.fail(hint + " (CI installs it in .ci/run)")
-    pytest.skip(hint)
-
-
-def test_real_fashion_mnist(monkeypatch):
-    require_fashion_mnist()
-    monkeypatch.delenv("PYNN_DATA", raising=False)
-    (Xtr, ytr), (Xte, yte) = ds.load_fashion_mnist()
+def test_real_fashion_mnist(fashion_mnist):
+    (Xtr, ytr), (Xte, yte) = fashion_mnist
     assert Xtr.shape == (60000, 784) and Xte.shape == (10000, 784)
     assert Xtr.dtype == np.float32 and ytr.dtype == np.int64
     assert Xtr.min() == 0.0 and Xtr.max() == 1.0
