@@ -1,0 +1,447 @@
+"""Run every benchmark, one after another, and write the results, a report and plots.
+
+    python -m bench [--quick]          (or: python bench/run.py [--quick])
+
+Order: machine (description and measured limits), ops (bench/bench_ops.py), gemm
+(bench/bench_gemm.py), train, infer, sklearn. Never two at once: the whole run holds
+/tmp/pynn-bench.lock (the lock `flock /tmp/pynn-bench.lock ...` takes; started under flock(1)
+it sees the lock is its parent's) and runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
+
+Writes to bench/results/ (or --out): run-<UTC stamp>.json with everything (the machine included),
+latest.json (the same), latest.md (the tables, the targets and where pynn stands), and
+epoch_time.png and gemm_gflops.png. A full run takes about 15 minutes on 2 cores, --quick about 2.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_infer, bench_sklearn, bench_train  # noqa: E402
+from bench import machine as machine_mod  # noqa: E402
+from bench.systems import DataMissing  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+STEPS = ("ops", "gemm", "train", "infer", "sklearn")
+EXTERNAL = {"ops": "bench_ops.py", "gemm": "bench_gemm.py"}  # scripts owned by their issues
+EXTERNAL_TIMEOUT_S = {"full": 600, "quick": 240, "tiny": 60}
+REPRODUCE = ("flock /tmp/pynn-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+             "python -m bench")
+
+
+# ---- running -----------------------------------------------------------------------------------
+
+def run_external(step: str, mode: str, out_dir: Path, log=print) -> dict:
+    """Run bench/<script> in a subprocess with the flags it understands (--quick, --tiny,
+    --json); its JSON (if it writes one) and the tail of its output go into the results."""
+    script = BENCH_DIR / EXTERNAL[step]
+    if not script.exists():
+        return {"skipped": f"bench/{script.name} does not exist yet"}
+    env = machine_mod.clean_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR.parent),
+                                                      env.get("PYTHONPATH")]))
+    helptext = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                              text=True, env=env, timeout=120).stdout
+    args = []
+    if mode == "tiny":
+        if "--tiny" not in helptext:
+            return {"skipped": f"bench/{script.name} has no --tiny mode"}
+        args.append("--tiny")
+    elif mode == "quick" and "--quick" in helptext:
+        args.append("--quick")
+    json_path = out_dir / f".{step}.json"
+    if "--json" in helptext:
+        args += ["--json", str(json_path)]
+    log(f"{step}: python bench/{script.name} {' '.join(args)}")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                              text=True, env=env, timeout=EXTERNAL_TIMEOUT_S[mode],
+                              cwd=str(BENCH_DIR.parent))
+    except subprocess.TimeoutExpired as exc:
+        return {"error": f"timed out after {exc.timeout} s", "args": args}
+    out = {"args": args, "returncode": proc.returncode, "seconds": time.perf_counter() - t0,
+           "stdout_tail": proc.stdout[-20000:], "stderr_tail": proc.stderr[-4000:]}
+    if json_path.exists():
+        try:
+            out["results"] = json.loads(json_path.read_text())
+        finally:
+            json_path.unlink()
+    if proc.returncode != 0:
+        out["error"] = f"exit code {proc.returncode}: {proc.stderr[-500:]}"
+    return out
+
+
+def run_all(mode: str, steps: list[str], out_dir: Path, threads: list[int] | None,
+            log=print) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log(f"machine: describing and measuring peaks ({mode})")
+    machine = machine_mod.describe(quick=mode != "full")
+    if threads:
+        machine["limits"]["threads"] = threads
+    results = {"mode": mode, "command": REPRODUCE + (f" --{mode}" if mode != "full" else ""),
+               "machine": machine, "benchmarks": {}}
+    for step in steps:
+        t0 = time.perf_counter()
+        try:
+            if step in EXTERNAL:
+                results["benchmarks"][step] = run_external(step, mode, out_dir, log)
+            elif step == "train":
+                results["benchmarks"][step] = bench_train.run(mode, machine=machine,
+                                                              threads=threads, log=log)
+            elif step == "infer":
+                results["benchmarks"][step] = bench_infer.run(mode, machine=machine,
+                                                              threads=threads, log=log)
+            elif step == "sklearn":
+                results["benchmarks"][step] = bench_sklearn.run(mode, machine=machine,
+                                                                threads=threads, log=log)
+        except DataMissing as exc:
+            log(str(exc))
+            results["benchmarks"][step] = {"error": str(exc)}
+        results["benchmarks"][step]["wall_s"] = time.perf_counter() - t0
+        log(f"{step}: {results['benchmarks'][step]['wall_s']:.0f} s")
+    return results
+
+
+# ---- reporting ---------------------------------------------------------------------------------
+
+def _fmt(value, spec: str, empty: str = "") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def limits_table(machine: dict) -> str:
+    limits = machine.get("limits", {})
+    lines = ["| threads | FP32 FMA peak GFLOP/s | FP64 FMA peak GFLOP/s | triad GB/s | probe |",
+             "|---|---|---|---|---|"]
+    for t in limits.get("threads", []):
+        row = limits.get(str(t), {})
+        lines.append(f"| {t} | {_fmt(row.get('fma_peak_f32_gflops'), '.1f', 'n/a')} | "
+                     f"{_fmt(row.get('fma_peak_f64_gflops'), '.1f', 'n/a')} | "
+                     f"{_fmt(row.get('triad_gbs'), '.1f', 'n/a')} | "
+                     f"{row.get('fma_source', row.get('fma_error', ''))} |")
+    return "\n".join(lines)
+
+
+def scaling_table(train: dict) -> str:
+    """Seconds per epoch at each thread count and the speed-up over 1 thread."""
+    lines = []
+    for config in train.get("configs", []):
+        runs = config["runs"]
+        threads = [r["threads"] for r in runs]
+        if not lines:
+            lines = ["| config | system | " + " | ".join(f"{t} thr s/epoch" for t in threads)
+                     + " | " + " | ".join(f"speed-up {t} thr" for t in threads[1:]) + " |",
+                     "|---|---|" + "---|" * (2 * len(threads) - 1)]
+        for system in config.get("systems") or train.get("systems", []):
+            times = [r["systems"].get(system, {}).get("median_epoch_s") for r in runs]
+            if all(t is None for t in times):
+                continue
+            speedups = [(times[0] / t) if times[0] and t else None for t in times[1:]]
+            lines.append(f"| {config['name']} | {system} | "
+                         + " | ".join(_fmt(t, ".3f", "n/a") for t in times) + " | "
+                         + " | ".join(_fmt(s, ".2f", "n/a") + ("x" if s else "")
+                                      for s in speedups) + " |")
+    return "\n".join(lines)
+
+
+def gemm_table(gemm: dict) -> str:
+    """float32 rows of bench_gemm.py's step-at-batch-128 GEMMs, their sum and the big square."""
+    cases = (gemm.get("results") or {}).get("cases", [])
+    rows = [c for c in cases if c.get("dtype") == "float32"
+            and c.get("group") in ("step128", "step128-sum", "big")]
+    if not rows:
+        return ""
+    lines = ["| GEMM (float32) | threads | pynn GFLOP/s | NumPy GFLOP/s | % FMA peak | "
+             "NumPy time / pynn time | residual |", "|---|---|---|---|---|---|---|"]
+    for c in rows:
+        lines.append(f"| {' '.join(c['case'].split())} | {c['threads']} | "
+                     f"{c['pynn_gflops']:.1f} | {c['numpy_gflops']:.1f} | "
+                     f"{c['pct_fma_peak']:.0f}% | {c['ratio_numpy_over_pynn']:.2f}x | "
+                     f"{c['residual']:.1e} |")
+    return "\n".join(lines)
+
+
+def generic_table(records: list[dict], max_cols: int = 9) -> str:
+    """A markdown table of a list of flat records (for result files whose layout we do not own)."""
+    if not records or not isinstance(records[0], dict):
+        return ""
+    cols = [k for k, v in records[0].items() if isinstance(v, (str, int, float, type(None)))]
+    cols = cols[:max_cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in records:
+        cells = []
+        for k in cols:
+            v = r.get(k)
+            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def external_section(name: str, bench: dict) -> str:
+    if "skipped" in bench:
+        return f"Skipped: {bench['skipped']}."
+    if "error" in bench and "results" not in bench:
+        return f"Failed: {bench['error']}"
+    if name == "gemm":
+        table = gemm_table(bench)
+        if table:
+            return table
+    results = bench.get("results")
+    if isinstance(results, dict):
+        for key in ("cases", "rows", "results"):
+            if isinstance(results.get(key), list):
+                return generic_table(results[key])
+    if isinstance(results, list):
+        return generic_table(results)
+    return "```\n" + bench.get("stdout_tail", "")[-4000:] + "\n```"
+
+
+def targets(results: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the issue's targets that this run measured."""
+    out = []
+    bench = results["benchmarks"]
+    train = bench.get("train", {})
+    main = next((c for c in train.get("configs", []) if c["name"] == "batch128"), None)
+    if main:
+        for run in main["runs"]:
+            sys_rows = run["systems"]
+            pynn_t = sys_rows.get("pynn", {}).get("median_epoch_s")
+            peers = {s: r["median_epoch_s"] for s, r in sys_rows.items()
+                     if s != "pynn" and "median_epoch_s" in r}
+            if pynn_t and peers:
+                best = min(peers, key=peers.get)
+                ratio = peers[best] / pynn_t
+                out.append((f"epoch (batch 128) ≥ 1.7x faster than the fastest peer, "
+                            f"{run['threads']} thread(s)",
+                            f"pynn {pynn_t:.3f} s vs {best} {peers[best]:.3f} s: {ratio:.2f}x",
+                            "met" if ratio >= 1.7 else f"missed ({ratio / 1.7:.0%} of target)"))
+            pct = sys_rows.get("pynn", {}).get("pct_fma_peak")
+            if run["threads"] == 1 and pct is not None:
+                out.append(("≥ 75% of the FMA peak over an epoch, 1 thread", f"{pct:.0f}%",
+                            "met" if pct >= 75 else f"missed by {75 - pct:.0f} points"))
+            accs = {s: r.get("test_accuracy") for s, r in sys_rows.items()
+                    if r.get("test_accuracy") is not None}
+            if "pynn" in accs and len(accs) > 1:
+                others = [a for s, a in accs.items() if s != "pynn"]
+                gap = accs["pynn"] - max(others)
+                out.append((f"same accuracy as the peers ({main['epochs']} epochs, "
+                            f"{run['threads']} thread(s))",
+                            f"pynn {accs['pynn']:.4f}, peers {min(others):.4f}–{max(others):.4f}",
+                            "met" if gap >= -0.01 else f"missed by {-gap:.4f}"))
+    for run in bench.get("infer", {}).get("runs", []):
+        rows = run["systems"]
+        p, t = rows.get("pynn", {}), rows.get("torch", {})
+        if "batch1_latency_us" in p and "batch1_latency_us" in t and run["threads"] == 1:
+            ratio = t["batch1_latency_us"] / p["batch1_latency_us"]
+            out.append(("batch-1 latency ≤ 1/3 of PyTorch's, 1 thread",
+                        f"pynn {p['batch1_latency_us']:.1f} µs vs PyTorch "
+                        f"{t['batch1_latency_us']:.1f} µs ({ratio:.2f}x)",
+                        "met" if ratio >= 3 else f"missed ({ratio:.2f}x of 3x)"))
+        if p.get("pct_fma_peak") is not None:
+            pct = p["pct_fma_peak"]
+            out.append((f"batch-10000 inference ≥ 80% of the FMA peak, {run['threads']} "
+                        f"thread(s)", f"{p['samples_per_s']:,.0f} samples/s, {pct:.0f}%",
+                        "met" if pct >= 80 else f"missed by {80 - pct:.0f} points"))
+    for case in bench.get("sklearn", {}).get("cases", []):
+        for run in case["runs"]:
+            speed = run.get("speedup_vs_sklearn")
+            if speed is None:
+                continue
+            pn = run["impls"]["pynn"]
+            sk = run["impls"]["sklearn"]
+            acc_ok = pn["test_accuracy"][-1] >= sk["test_accuracy"][-1] - 0.01
+            out.append((f"fit ≥ 1.7x faster than scikit-learn on {case['dataset']}, "
+                        f"{run['threads']} thread(s), accuracy no worse",
+                        f"{speed:.2f}x, accuracy {pn['test_accuracy'][-1]:.4f} vs "
+                        f"{sk['test_accuracy'][-1]:.4f} ({pn.get('impl', '')})",
+                        "met" if speed >= 1.7 and acc_ok else "missed"))
+    return out
+
+
+def render_markdown(results: dict, plots: dict[str, str]) -> str:
+    machine = results["machine"]
+    bench = results["benchmarks"]
+    git = machine.get("git") or {}
+    parts = [
+        f"Measured {machine['date_utc']} on {machine_mod.summary_line(machine)}.",
+        f"pynn commit `{(git.get('commit') or '?')[:10]}`"
+        f"{' (with uncommitted changes)' if git.get('dirty') else ''}, mode `{results['mode']}`. "
+        f"Reproduce: `{results['command']}`.",
+        "", "Machine limits (measured in the same run):", "", limits_table(machine),
+    ]
+    if "train" in bench and "configs" in bench["train"]:
+        train = bench["train"]
+        parts += ["", "### Training (Fashion-MNIST, SGD momentum 0.9, lr 0.05, He init, float32)",
+                  "", "Median seconds per epoch after a warm-up epoch; `time / pynn` > 1 means "
+                  "pynn is faster; test accuracy after the last epoch; peak RSS includes the "
+                  "data set.", "", bench_train.table(train), "", "Thread scaling:", "",
+                  scaling_table(train)]
+        if "epoch_time" in plots:
+            parts += ["", f"![epoch time per system]({plots['epoch_time']})"]
+    elif "train" in bench:
+        parts += ["", f"Training: {bench['train'].get('error')}"]
+    if "infer" in bench and "runs" in bench["infer"]:
+        parts += ["", "### Inference (784-256-128-10, logits as a NumPy array)", "",
+                  bench_infer.table(bench["infer"])]
+    if "sklearn" in bench and "cases" in bench["sklearn"]:
+        parts += ["", "### scikit-learn estimator: fit time, same settings", "",
+                  bench_sklearn.table(bench["sklearn"])]
+    for name in ("gemm", "ops"):
+        if name in bench:
+            parts += ["", f"### {'GEMM' if name == 'gemm' else 'Kernels'} "
+                      f"(bench/bench_{name}.py)", "", external_section(name, bench[name])]
+            if name == "gemm" and "gemm_gflops" in plots:
+                parts += ["", f"![GEMM GFLOP/s]({plots['gemm_gflops']})"]
+    rows = targets(results)
+    if rows:
+        parts += ["", "### Targets", "", "| target | measured | |", "|---|---|---|"]
+        parts += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(parts) + "\n"
+
+
+# ---- plots -------------------------------------------------------------------------------------
+
+def plot_epoch_time(train: dict, path: Path) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = [c for c in train.get("configs", []) if c["runs"]]
+    if not configs:
+        return False
+    systems = train.get("systems", [])
+    fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.8), squeeze=False)
+    width = 0.8 / max(len(systems), 1)
+    for ax, config in zip(axes[0], configs):
+        threads = [r["threads"] for r in config["runs"]]
+        for k, system in enumerate(systems):
+            values = [r["systems"].get(system, {}).get("median_epoch_s", 0) or 0
+                      for r in config["runs"]]
+            xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(threads))]
+            bars = ax.bar(xs, values, width, label=system)
+            for bar, v in zip(bars, values):
+                if v:
+                    ax.annotate(f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, v),
+                                ha="center", va="bottom", fontsize=7)
+        peak_times = [r["flops_per_epoch"] / (r["fma_peak_gflops"] * 1e9)
+                      if r.get("fma_peak_gflops") else None for r in config["runs"]]
+        for i, t in enumerate(peak_times):
+            if t:
+                ax.hlines(t, i - 0.45, i + 0.45, colors="k", linestyles="dashed", linewidth=1,
+                          label="at FMA peak" if i == 0 else None)
+        ax.set_xticks(range(len(threads)), [f"{t} thread{'s' if t > 1 else ''}"
+                                            for t in threads])
+        sizes = "-".join(map(str, config["sizes"]))
+        subset = config.get("n_train")
+        ax.set_title(f"{sizes}, batch {config['batch_size']}"
+                     + (f", {subset} samples" if subset else ""), fontsize=9)
+        ax.set_ylabel("seconds per epoch (lower is better)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_gemm(gemm: dict, path: Path) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = [c for c in (gemm.get("results") or {}).get("cases", [])
+             if c.get("dtype") == "float32" and c.get("group") in ("step128", "step128-sum", "big")]
+    threads = sorted({c["threads"] for c in cases})
+    if not threads:
+        return False
+    fig, axes = plt.subplots(len(threads), 1, figsize=(10, 3.6 * len(threads)), squeeze=False)
+    for ax, t in zip(axes[:, 0], threads):
+        rows = [c for c in cases if c["threads"] == t]
+        xs = range(len(rows))
+        ax.bar([x - 0.2 for x in xs], [c["pynn_gflops"] for c in rows], 0.4, label="pynn")
+        ax.bar([x + 0.2 for x in xs], [c["numpy_gflops"] for c in rows], 0.4,
+               label="NumPy (OpenBLAS)")
+        ax.axhline(rows[0]["fma_peak_gflops"], color="k", linestyle="dashed", linewidth=1,
+                   label="FMA peak")
+        labels = [" ".join(c["case"].split()).replace("STEP SUM (9 GEMMs) batch 128",
+                                                      "step sum") for c in rows]
+        ax.set_xticks(list(xs), labels, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("GFLOP/s (float32)")
+        ax.set_title(f"GEMMs of a 784-256-128-10 step at batch 128, {t} thread(s)", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def make_plots(results: dict, out_dir: Path) -> dict[str, str]:
+    """PNG files next to latest.md; returns name -> file name (relative to out_dir)."""
+    made = {}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return made
+    bench = results["benchmarks"]
+    if "configs" in bench.get("train", {}) and plot_epoch_time(bench["train"],
+                                                                out_dir / "epoch_time.png"):
+        made["epoch_time"] = "epoch_time.png"
+    if "gemm" in bench and plot_gemm(bench["gemm"], out_dir / "gemm_gflops.png"):
+        made["gemm_gflops"] = "gemm_gflops.png"
+    return made
+
+
+def write_outputs(results: dict, out_dir: Path) -> dict[str, Path]:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(results, indent=1, default=str)
+    paths = {"json": out_dir / f"run-{stamp}.json", "latest_json": out_dir / "latest.json",
+             "markdown": out_dir / "latest.md"}
+    paths["json"].write_text(text)
+    paths["latest_json"].write_text(text)
+    plots = make_plots(results, out_dir)
+    paths["markdown"].write_text(render_markdown(results, plots))
+    for name, file in plots.items():
+        paths[name] = out_dir / file
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="short runs, about 2 minutes")
+    group.add_argument("--tiny", action="store_true",
+                       help="a seconds-long check of the pipeline (the test suite's)")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(STEPS)}")
+    parser.add_argument("--threads", help="comma-separated thread counts (default 1,2,..cores)")
+    parser.add_argument("--out", default=str(BENCH_DIR / "results"), help="output directory")
+    parser.add_argument("--no-lock", action="store_true", help="do not take the benchmark lock")
+    args = parser.parse_args(argv)
+    machine_mod.reexec_with_clean_env()
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    steps = args.only.split(",") if args.only else list(STEPS)
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        parser.error(f"--only: unknown step(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(STEPS)}")
+    threads = [int(t) for t in args.threads.split(",")] if args.threads else None
+    out_dir = Path(args.out)
+    t0 = time.perf_counter()
+    with machine_mod.bench_lock(not args.no_lock):
+        results = run_all(mode, steps, out_dir, threads)
+    results["wall_s"] = time.perf_counter() - t0
+    paths = write_outputs(results, out_dir)
+    print()
+    print(paths["markdown"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
