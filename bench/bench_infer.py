@@ -19,9 +19,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import machine as machine_mod  # noqa: E402
-from bench.bench_train import HANDOFF_PAUSE_S, RECIPE, median  # noqa: E402
-from bench.systems import DataMissing, Worker, WorkerError, unavailable_reason  # noqa: E402
+from bench import machine as machine_mod
+from bench.bench_train import HANDOFF_PAUSE_S, RECIPE, median
+from bench.systems import DataMissing, Worker, WorkerError, unavailable_reason
 
 SYSTEMS = ("pynn", "numpy", "torch")
 MODES = {  # rounds of (batch 10000 for `seconds`, batch 1 for `seconds`) per system
@@ -94,8 +94,8 @@ def run_threads(mode: dict, threads: int, systems: list[str], machine: dict, log
 
 
 def table(results: dict) -> str:
-    lines = [f"| threads | system | batch {results['big_batch']} samples/s | % FMA peak | "
-             "batch-1 latency µs | throughput / pynn | latency / pynn |",
+    lines = [(f"| threads | system | batch {results['big_batch']} samples/s | % FMA peak | "
+              "batch-1 latency µs | throughput / pynn | latency / pynn |"),
              "|---|---|---|---|---|---|---|"]
     for run in results["runs"]:
         for system, row in run["systems"].items():

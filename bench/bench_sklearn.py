@@ -22,9 +22,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import machine as machine_mod  # noqa: E402
-from bench.bench_train import HANDOFF_PAUSE_S, median  # noqa: E402
-from bench.systems import DataMissing, Worker, WorkerError, unavailable_reason  # noqa: E402
+from bench import machine as machine_mod
+from bench.bench_train import HANDOFF_PAUSE_S, median
+from bench.systems import DataMissing, Worker, WorkerError, unavailable_reason
 
 IMPLS = ("pynn", "sklearn")
 
@@ -107,8 +107,8 @@ def run_case(case: dict, threads: int, log=print) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| data | epochs | threads | scikit-learn fit s | pynn fit s | speedup | "
-             "acc scikit-learn | acc pynn | pynn side |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| data | epochs | threads | scikit-learn fit s | pynn fit s | speedup | "
+              "acc scikit-learn | acc pynn | pynn side |"), "|---|---|---|---|---|---|---|---|---|"]
     for case in results["cases"]:
         for run in case["runs"]:
             sk, pn = run["impls"].get("sklearn", {}), run["impls"].get("pynn", {})

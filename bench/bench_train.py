@@ -21,8 +21,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import machine as machine_mod  # noqa: E402
-from bench.systems import SYSTEMS, DataMissing, Worker, WorkerError, unavailable_reason  # noqa: E402
+from bench import machine as machine_mod
+from bench.systems import SYSTEMS, DataMissing, Worker, WorkerError, unavailable_reason
 
 # Full run: about 5 minutes on 2 cores. --quick: under a minute. --tiny: the test's pipeline check.
 CONFIGS = {
@@ -146,8 +146,8 @@ def summarize(out: dict, cfg: dict, machine: dict) -> None:
 
 def table(results: dict) -> str:
     """A markdown table: one row per config x threads x system."""
-    lines = ["| config | threads | system | s/epoch | samples/s | % FMA peak | test acc | "
-             "peak RSS MiB | time / pynn |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| config | threads | system | s/epoch | samples/s | % FMA peak | test acc | "
+              "peak RSS MiB | time / pynn |"), "|---|---|---|---|---|---|---|---|---|"]
     for config in results["configs"]:
         for run in config["runs"]:
             for system, row in run["systems"].items():

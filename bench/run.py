@@ -25,9 +25,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_infer, bench_sklearn, bench_train  # noqa: E402
-from bench import machine as machine_mod  # noqa: E402
-from bench.systems import DataMissing  # noqa: E402
+from bench import bench_infer, bench_sklearn, bench_train
+from bench import machine as machine_mod
+from bench.systems import DataMissing
 
 BENCH_DIR = Path(__file__).resolve().parent
 STEPS = ("ops", "gemm", "train", "infer", "sklearn")
@@ -49,7 +49,7 @@ def run_external(step: str, mode: str, out_dir: Path, log=print) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR.parent),
                                                       env.get("PYTHONPATH")]))
     helptext = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
-                              text=True, env=env, timeout=120).stdout
+                              text=True, env=env, timeout=120, check=False).stdout
     args = []
     if mode == "tiny":
         if "--tiny" not in helptext:
@@ -65,7 +65,7 @@ def run_external(step: str, mode: str, out_dir: Path, log=print) -> dict:
     try:
         proc = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                               text=True, env=env, timeout=EXTERNAL_TIMEOUT_S[mode],
-                              cwd=str(BENCH_DIR.parent))
+                              cwd=str(BENCH_DIR.parent), check=False)
     except subprocess.TimeoutExpired as exc:
         return {"error": f"timed out after {exc.timeout} s", "args": args}
     out = {"args": args, "returncode": proc.returncode, "seconds": time.perf_counter() - t0,
@@ -84,9 +84,7 @@ def run_all(mode: str, steps: list[str], out_dir: Path, threads: list[int] | Non
             log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     log(f"machine: describing and measuring peaks ({mode})")
-    machine = machine_mod.describe(quick=mode != "full")
-    if threads:
-        machine["limits"]["threads"] = threads
+    machine = machine_mod.describe(quick=mode != "full", threads=threads)
     results = {"mode": mode, "command": REPRODUCE + (f" --{mode}" if mode != "full" else ""),
                "machine": machine, "benchmarks": {}}
     for step in steps:
@@ -159,8 +157,8 @@ def gemm_table(gemm: dict) -> str:
             and c.get("group") in ("step128", "step128-sum", "big")]
     if not rows:
         return ""
-    lines = ["| GEMM (float32) | threads | pynn GFLOP/s | NumPy GFLOP/s | % FMA peak | "
-             "NumPy time / pynn time | residual |", "|---|---|---|---|---|---|---|"]
+    lines = [("| GEMM (float32) | threads | pynn GFLOP/s | NumPy GFLOP/s | % FMA peak | "
+              "NumPy time / pynn time | residual |"), "|---|---|---|---|---|---|---|"]
     for c in rows:
         lines.append(f"| {' '.join(c['case'].split())} | {c['threads']} | "
                      f"{c['pynn_gflops']:.1f} | {c['numpy_gflops']:.1f} | "
@@ -219,8 +217,8 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
             if pynn_t and peers:
                 best = min(peers, key=peers.get)
                 ratio = peers[best] / pynn_t
-                out.append((f"epoch (batch 128) ≥ 1.7x faster than the fastest peer, "
-                            f"{run['threads']} thread(s)",
+                thr = f"{run['threads']} thread(s)"
+                out.append((f"epoch (batch 128) ≥ 1.7x faster than the fastest peer, {thr}",
                             f"pynn {pynn_t:.3f} s vs {best} {peers[best]:.3f} s: {ratio:.2f}x",
                             "met" if ratio >= 1.7 else f"missed ({ratio / 1.7:.0%} of target)"))
             pct = sys_rows.get("pynn", {}).get("pct_fma_peak")
@@ -232,8 +230,8 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
             if "pynn" in accs and len(accs) > 1:
                 others = [a for s, a in accs.items() if s != "pynn"]
                 gap = accs["pynn"] - max(others)
-                out.append((f"same accuracy as the peers ({main['epochs']} epochs, "
-                            f"{run['threads']} thread(s))",
+                what = f"{main['epochs']} epochs, {run['threads']} thread(s)"
+                out.append((f"same accuracy as the peers ({what})",
                             f"pynn {accs['pynn']:.4f}, peers {min(others):.4f}–{max(others):.4f}",
                             "met" if gap >= -0.01 else f"missed by {-gap:.4f}"))
     for run in bench.get("infer", {}).get("runs", []):
@@ -242,13 +240,14 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
         if "batch1_latency_us" in p and "batch1_latency_us" in t and run["threads"] == 1:
             ratio = t["batch1_latency_us"] / p["batch1_latency_us"]
             out.append(("batch-1 latency ≤ 1/3 of PyTorch's, 1 thread",
-                        f"pynn {p['batch1_latency_us']:.1f} µs vs PyTorch "
-                        f"{t['batch1_latency_us']:.1f} µs ({ratio:.2f}x)",
+                        (f"pynn {p['batch1_latency_us']:.1f} µs vs PyTorch "
+                         f"{t['batch1_latency_us']:.1f} µs ({ratio:.2f}x)"),
                         "met" if ratio >= 3 else f"missed ({ratio:.2f}x of 3x)"))
         if p.get("pct_fma_peak") is not None:
             pct = p["pct_fma_peak"]
-            out.append((f"batch-10000 inference ≥ 80% of the FMA peak, {run['threads']} "
-                        f"thread(s)", f"{p['samples_per_s']:,.0f} samples/s, {pct:.0f}%",
+            thr = f"{run['threads']} thread(s)"
+            out.append((f"batch-10000 inference ≥ 80% of the FMA peak, {thr}",
+                        f"{p['samples_per_s']:,.0f} samples/s, {pct:.0f}%",
                         "met" if pct >= 80 else f"missed by {80 - pct:.0f} points"))
     for case in bench.get("sklearn", {}).get("cases", []):
         for run in case["runs"]:
@@ -258,10 +257,10 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
             pn = run["impls"]["pynn"]
             sk = run["impls"]["sklearn"]
             acc_ok = pn["test_accuracy"][-1] >= sk["test_accuracy"][-1] - 0.01
-            out.append((f"fit ≥ 1.7x faster than scikit-learn on {case['dataset']}, "
-                        f"{run['threads']} thread(s), accuracy no worse",
-                        f"{speed:.2f}x, accuracy {pn['test_accuracy'][-1]:.4f} vs "
-                        f"{sk['test_accuracy'][-1]:.4f} ({pn.get('impl', '')})",
+            what = f"{case['dataset']}, {run['threads']} thread(s)"
+            accs = f"{pn['test_accuracy'][-1]:.4f} vs {sk['test_accuracy'][-1]:.4f}"
+            out.append((f"fit ≥ 1.7x faster than scikit-learn on {what}, accuracy no worse",
+                        f"{speed:.2f}x, accuracy {accs} ({pn.get('impl', '')})",
                         "met" if speed >= 1.7 and acc_ok else "missed"))
     return out
 
@@ -272,17 +271,17 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
     git = machine.get("git") or {}
     parts = [
         f"Measured {machine['date_utc']} on {machine_mod.summary_line(machine)}.",
-        f"pynn commit `{(git.get('commit') or '?')[:10]}`"
-        f"{' (with uncommitted changes)' if git.get('dirty') else ''}, mode `{results['mode']}`. "
-        f"Reproduce: `{results['command']}`.",
+        (f"pynn commit `{(git.get('commit') or '?')[:10]}`"
+         f"{' (with uncommitted changes)' if git.get('dirty') else ''}, "
+         f"mode `{results['mode']}`. Reproduce: `{results['command']}`."),
         "", "Machine limits (measured in the same run):", "", limits_table(machine),
     ]
     if "train" in bench and "configs" in bench["train"]:
         train = bench["train"]
         parts += ["", "### Training (Fashion-MNIST, SGD momentum 0.9, lr 0.05, He init, float32)",
-                  "", "Median seconds per epoch after a warm-up epoch; `time / pynn` > 1 means "
-                  "pynn is faster; test accuracy after the last epoch; peak RSS includes the "
-                  "data set.", "", bench_train.table(train), "", "Thread scaling:", "",
+                  "", ("Median seconds per epoch after a warm-up epoch; `time / pynn` > 1 means "
+                       "pynn is faster; test accuracy after the last epoch; peak RSS includes "
+                       "the data set."), "", bench_train.table(train), "", "Thread scaling:", "",
                   scaling_table(train)]
         if "epoch_time" in plots:
             parts += ["", f"![epoch time per system]({plots['epoch_time']})"]
@@ -296,8 +295,9 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
                   bench_sklearn.table(bench["sklearn"])]
     for name in ("gemm", "ops"):
         if name in bench:
-            parts += ["", f"### {'GEMM' if name == 'gemm' else 'Kernels'} "
-                      f"(bench/bench_{name}.py)", "", external_section(name, bench[name])]
+            title = "GEMM" if name == "gemm" else "Kernels"
+            parts += ["", f"### {title} (bench/bench_{name}.py)", "",
+                      external_section(name, bench[name])]
             if name == "gemm" and "gemm_gflops" in plots:
                 parts += ["", f"![GEMM GFLOP/s]({plots['gemm_gflops']})"]
     rows = targets(results)

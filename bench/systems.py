@@ -43,7 +43,11 @@ class DataMissing(RuntimeError):
 
 def _read_idx(path: Path) -> np.ndarray:
     """A minimal IDX reader, used only when pynn.datasets is not available."""
-    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if path.suffix == ".gz":
+        with gzip.open(path) as handle:
+            raw = handle.read()
+    else:
+        raw = path.read_bytes()
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -243,15 +247,15 @@ class PynnSystem:
             act = "relu" if i < n_affine - 1 else "identity"
             layers.append(pynn.Dense(w.shape[0], w.shape[1], activation=act))
         self.model = pynn.Sequential(layers, seed=cfg["seed"], dtype="float32")
-        for layer, w, b in zip(self.model.layers, params[0::2], params[1::2]):
-            layer.W[...] = w
-            layer.b[...] = b
+        self.model.set_weights(params)
         self.opt = pynn.SGD(lr=cfg["lr"], momentum=cfg["momentum"])
         self.cfg = cfg
         self.epochs_done = 0
 
     def epoch(self, x, y):
-        history = self.model.fit(x, y, loss="cross_entropy", optimizer=self.opt, epochs=1,
+        # The first fit binds the optimizer; later ones continue with its state (velocity).
+        history = self.model.fit(x, y, loss="cross_entropy",
+                                 optimizer=self.opt if self.epochs_done == 0 else None, epochs=1,
                                  batch_size=self.cfg["batch_size"], shuffle=True,
                                  seed=self.cfg["seed"] + self.epochs_done, verbose=0)
         self.epochs_done += 1
@@ -475,7 +479,7 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> Worker:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
