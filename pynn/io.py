@@ -1,0 +1,216 @@
+"""Saving and loading models in a safe format: NumPy .npz with a JSON header, never pickle.
+
+File layout (a zip archive, as written by ``numpy.savez``):
+
+- ``meta.npy``: uint8 bytes of a UTF-8 JSON document: format name and version, the
+  architecture (layers, dtype, seed), the loss and optimizer configurations, counters, the
+  shuffling generator's state and a SHA-256 of the parameters;
+- ``params.npy``: the flat parameter buffer;
+- ``opt_<name>.npy``: the optimizer's state buffers (momentum velocity, Adam moments), so a
+  loaded model continues training where it stopped.
+
+Loading uses ``allow_pickle=False``: a file that carries pickled objects is refused, not
+executed. Every inconsistency (not a zip, truncated, a CRC or checksum mismatch, missing
+entries, sizes that do not match the architecture) raises `ModelFileError` naming the file and
+the problem. Saving is atomic: the data goes to a temporary file in the same directory, is
+flushed to disk, and only then replaces the target, so a crash mid-save leaves any previous
+file intact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from typing import Union
+
+import numpy as np
+
+from . import __version__
+from . import losses as _losses
+from . import optim as _optim
+from .layers import Dense
+from .model import Sequential
+
+__all__ = ["save", "load", "ModelFileError", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "pynn.Sequential"
+FORMAT_VERSION = 1
+PathLike = Union[str, os.PathLike]
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: corrupt, truncated, unsafe or inconsistent."""
+
+
+def _digest(params: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(params).view(np.uint8)).hexdigest()
+
+
+def save(model: Sequential, path: PathLike) -> None:
+    """Write `model` (architecture, weights, loss, optimizer state) to `path` atomically.
+
+    Parameters
+    ----------
+    model : Sequential
+    path : str or path-like
+        The file to write (``.npz`` is the customary suffix; none is added).
+
+    Raises
+    ------
+    TypeError
+        If `model` is not a Sequential.
+    ValueError
+        If the optimizer's learning rate is a plain callable (not JSON-serialisable; use a
+        `pynn.optim` schedule, or pickle the model).
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a pynn.Sequential, got {type(model).__name__}")
+    path = os.fspath(path)
+    opt = model.optimizer
+    meta = {
+        "format": FORMAT, "version": FORMAT_VERSION, "pynn_version": __version__,
+        "config": model.get_config(), "n_params": int(model.n_params),
+        "params_sha256": _digest(model.params),
+        "loss": model.loss.get_config() if model.loss is not None else None,
+        "optimizer": opt.get_config() if opt is not None else None,
+        "optimizer_epoch": opt.epoch if opt is not None else 0,
+        "optimizer_iterations": opt.iterations if opt is not None else 0,
+        "epochs_trained": model.epochs_trained,
+        "rng_state": model._rng.bit_generator.state,
+    }
+    arrays = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+              "params": model.params}
+    if opt is not None:
+        for name, buf in opt.state_arrays().items():
+            arrays["opt_" + name] = buf
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pynn-save-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def _read_arrays(path: str) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{path} is a single .npy array, not a pynn model file "
+                                     f"(pynn.save writes a .npz archive)")
+            return {name: archive[name] for name in archive.files}
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFileError(f"{path} contains pickled Python objects; pynn.load never "
+                                 f"unpickles (it could run arbitrary code). Only files written "
+                                 f"by pynn.save can be loaded") from exc
+        raise ModelFileError(f"{path} is not a valid pynn model file (corrupt or truncated?): "
+                             f"{exc}") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{path} is not a valid pynn model file (corrupt or truncated?): "
+                             f"{exc}") from exc
+
+
+def load(path: PathLike) -> Sequential:
+    """Read a model written by `save`.
+
+    Returns
+    -------
+    Sequential
+        Same architecture, bitwise-identical weights, the loss and optimizer (with its state)
+        restored, so `fit` continues training.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        (a ValueError) if the file is not a pynn model, is corrupt or truncated, carries pickled
+        objects, or its contents do not match its own architecture.
+    """
+    path = os.fspath(path)
+    arrays = _read_arrays(path)
+    for key in ("meta", "params"):
+        if key not in arrays:
+            raise ModelFileError(f"{path} is not a pynn model file: the entry {key!r} is "
+                                 f"missing (entries: {sorted(arrays)})")
+    raw = arrays["meta"]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{path}: the 'meta' entry must be UTF-8 JSON bytes")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: the 'meta' entry is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a pynn model file (format "
+                             f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path} has format version {meta.get('version')!r}; this pynn "
+                             f"reads version {FORMAT_VERSION}")
+    try:
+        return _build(path, meta, arrays)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: inconsistent model description: {exc}") from exc
+
+
+def _build(path: str, meta: dict, arrays: dict) -> Sequential:
+    config = meta["config"]
+    dtype = np.dtype(config["dtype"])
+    layers = [Dense.from_config(c) for c in config["layers"]]
+    Sequential._check_layers(layers)
+    n_params = sum(layer.n_params for layer in layers)
+    params = arrays["params"]
+    if params.dtype != dtype or params.shape != (n_params,):
+        raise ModelFileError(f"{path}: the parameters ({params.dtype}, shape {params.shape}) do "
+                             f"not match the architecture ({dtype}, {n_params} parameters)")
+    if meta.get("n_params") != n_params:
+        raise ModelFileError(f"{path}: the header says {meta.get('n_params')} parameters, the "
+                             f"architecture has {n_params}")
+    if _digest(params) != meta.get("params_sha256"):
+        raise ModelFileError(f"{path}: the parameters do not match their SHA-256 checksum "
+                             f"(the file is corrupt)")
+    loss = _losses.get(meta["loss"]["name"]) if meta.get("loss") else None
+    optimizer = None
+    if meta.get("optimizer"):
+        optimizer = _optim.get(meta["optimizer"])
+        state = {}
+        for name in optimizer._state_names:
+            buf = arrays.get("opt_" + name)
+            if buf is None or buf.dtype != dtype or buf.shape != (n_params,):
+                raise ModelFileError(f"{path}: the optimizer state {name!r} is missing or does "
+                                     f"not match the parameters")
+            state[name] = buf
+        optimizer._load_state(None, state, meta.get("optimizer_epoch", 0),
+                              meta.get("optimizer_iterations", 0))
+    rng = np.random.default_rng()
+    if meta.get("rng_state"):
+        rng.bit_generator.state = meta["rng_state"]
+    model = Sequential.__new__(Sequential)
+    model.__setstate__({"config": config, "layers": layers, "params": params, "loss": loss,
+                        "optimizer": optimizer, "history": None, "rng": rng,
+                        "epochs_trained": int(meta.get("epochs_trained", 0))})
+    return model

@@ -1,0 +1,390 @@
+"""Optimizers over one flat parameter buffer, and learning-rate schedules.
+
+A model's weights and biases are views into one contiguous buffer, and so are its gradients;
+an optimizer keeps its state (momentum velocity, Adam moments) as buffers of the same size, so
+each step is a single fused kernel call (`pynn.ops.sgd_step` / `pynn.ops.adam_step`) over all
+parameters at once.
+
+The learning rate is a number or a schedule: any callable ``lr(epoch) -> float`` of the epoch
+index (0-based, counted over every `fit` call with this optimizer), e.g. `Cosine`, `StepDecay`,
+or a plain function. It is evaluated once per epoch.
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from . import ops
+
+__all__ = ["Optimizer", "SGD", "Adam", "Schedule", "Constant", "StepDecay", "Cosine", "get"]
+
+LearningRate = Union[float, Callable[[int], float]]
+
+
+def _real(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _positive(value: object, name: str) -> float:
+    value = _real(value, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value:g}")
+    return value
+
+
+def _unit_interval(value: object, name: str) -> float:
+    value = _real(value, name)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value:g}")
+    return value
+
+
+def _non_negative(value: object, name: str) -> float:
+    value = _real(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value:g}")
+    return value
+
+
+# ---- schedules ---------------------------------------------------------------------------------
+class Schedule:
+    """A learning rate as a function of the epoch index (0-based)."""
+
+    def __call__(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        config = self.get_config()
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+class Constant(Schedule):
+    """The same learning rate every epoch."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = _positive(lr, "lr")
+
+    def __call__(self, epoch: int) -> float:
+        return self.lr
+
+    def get_config(self) -> dict:
+        return {"name": "constant", "lr": self.lr}
+
+
+class StepDecay(Schedule):
+    """lr · gamma^(epoch // step_size): divide the rate every `step_size` epochs."""
+
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
+        self.lr = _positive(lr, "lr")
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)):
+            raise TypeError(f"step_size must be an int, got {type(step_size).__name__}")
+        if step_size < 1:
+            raise ValueError(f"step_size must be >= 1, got {step_size}")
+        self.step_size = int(step_size)
+        self.gamma = _positive(gamma, "gamma")
+
+    def __call__(self, epoch: int) -> float:
+        return self.lr * self.gamma ** (epoch // self.step_size)
+
+    def get_config(self) -> dict:
+        return {"name": "step", "lr": self.lr, "step_size": self.step_size, "gamma": self.gamma}
+
+
+class Cosine(Schedule):
+    """Cosine annealing from lr towards min_lr over `epochs` epochs.
+
+    lr(e) = min_lr + (lr - min_lr) · (1 + cos(π · e / epochs)) / 2 for e < epochs; later epochs
+    keep the last value lr(epochs - 1) (so the rate never reaches an invalid 0).
+    """
+
+    def __init__(self, lr: float, epochs: int, min_lr: float = 0.0) -> None:
+        self.lr = _positive(lr, "lr")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)):
+            raise TypeError(f"epochs must be an int, got {type(epochs).__name__}")
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        self.epochs = int(epochs)
+        self.min_lr = _non_negative(min_lr, "min_lr")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr must be <= lr, got min_lr={self.min_lr:g} > "
+                             f"lr={self.lr:g}")
+
+    def __call__(self, epoch: int) -> float:
+        epoch = min(epoch, self.epochs - 1)
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * epoch
+                                                                           / self.epochs))
+
+    def get_config(self) -> dict:
+        return {"name": "cosine", "lr": self.lr, "epochs": self.epochs, "min_lr": self.min_lr}
+
+
+_SCHEDULES = {"constant": Constant, "step": StepDecay, "cosine": Cosine}
+
+
+def schedule_from_config(config: dict) -> Schedule:
+    config = dict(config)
+    name = config.pop("name", None)
+    if name not in _SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {name!r}")
+    return _SCHEDULES[name](**config)
+
+
+def _learning_rate(lr: object) -> LearningRate:
+    if callable(lr):
+        return lr
+    return _positive(lr, "lr")
+
+
+# ---- optimizers --------------------------------------------------------------------------------
+class Optimizer:
+    """Base class: state buffers bound to one model's flat parameter buffer.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed with this optimizer (the schedule's argument); kept across `fit` calls.
+    iterations : int
+        Steps taken.
+    """
+
+    name = "optimizer"
+    _state_names: tuple[str, ...] = ()
+
+    def __init__(self, lr: LearningRate) -> None:
+        self.lr = _learning_rate(lr)
+        self.epoch = 0
+        self.iterations = 0
+        self._state: dict[str, np.ndarray] = {}
+        self._owner: Optional[weakref.ref] = None
+        self._current_lr: Optional[float] = None
+
+    # -- binding to a model's buffers -------------------------------------------------------
+    def _bind(self, model: object, n_params: int, dtype: np.dtype) -> None:
+        """Allocate state for `model` (kept if already bound to it with the same layout)."""
+        owner = self._owner() if self._owner is not None else None
+        if self._state:
+            first = next(iter(self._state.values()))
+            same_layout = first.shape == (n_params,) and first.dtype == dtype
+            if same_layout and owner in (model, None):
+                # already ours, or state that came with an unpickled/loaded model
+                self._owner = weakref.ref(model)
+                return
+            if owner is not None and owner is not model:
+                raise ValueError("this optimizer already holds the state of another model; "
+                                 "give each model its own optimizer instance")
+        self._state = {name: np.zeros(n_params, dtype=dtype) for name in self._state_names}
+        self._owner = weakref.ref(model)
+
+    def reset(self) -> None:
+        """Zero the state (momentum, moments) and the step counter; the epoch count is kept."""
+        for buf in self._state.values():
+            buf.fill(0)
+        self.iterations = 0
+
+    # -- learning rate -----------------------------------------------------------------------
+    def learning_rate(self, epoch: Optional[int] = None) -> float:
+        """The learning rate at `epoch` (default: the current epoch), validated."""
+        epoch = self.epoch if epoch is None else epoch
+        if not callable(self.lr):
+            return self.lr
+        value = self.lr(epoch)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"the learning-rate schedule returned {type(value).__name__} at "
+                            f"epoch {epoch}; it must return a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"the learning-rate schedule returned {value} at epoch {epoch}; "
+                             f"it must be a finite number > 0")
+        return value
+
+    def _begin_epoch(self) -> float:
+        self._current_lr = self.learning_rate(self.epoch)
+        return self._current_lr
+
+    def _end_epoch(self) -> None:
+        self.epoch += 1
+
+    # -- the step ----------------------------------------------------------------------------
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        """One in-place update of the flat `params` from the flat `grads`."""
+        raise NotImplementedError
+
+    # -- config and state (save/load, pickling) ---------------------------------------------
+    def get_config(self) -> dict:
+        lr = self.lr.get_config() if isinstance(self.lr, Schedule) else self.lr
+        if callable(lr):
+            raise ValueError("this optimizer's learning rate is a plain callable, which cannot "
+                             "be saved as JSON; use a pynn.optim schedule (Constant, StepDecay, "
+                             "Cosine) or pickle the model")
+        return {"name": self.name, "lr": lr}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return dict(self._state)
+
+    def _load_state(self, model: object, arrays: dict, epoch: int, iterations: int) -> None:
+        self._state = {name: np.array(arrays[name]) for name in self._state_names
+                       if name in arrays}
+        self._owner = weakref.ref(model) if model is not None else None
+        self.epoch = int(epoch)
+        self.iterations = int(iterations)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_owner"] = None  # re-bound by the model that unpickles it
+        return state
+
+    def __repr__(self) -> str:
+        config = {k: v for k, v in self._public_config().items()}
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in
+                                                     config.items()) + ")"
+
+    def _public_config(self) -> dict:
+        return {"lr": self.lr}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with classical momentum.
+
+    ``v ← momentum·v − lr·(g + weight_decay·θ);  θ ← θ + v`` (momentum 0 is plain SGD;
+    the source material's ``Δθ ← αΔθ − η∇L(θ); θ ← θ + Δθ``). With ``nesterov=True`` the
+    update looks ahead: ``θ ← θ + momentum·v − lr·g``.
+
+    Parameters
+    ----------
+    lr : float or callable
+        Learning rate > 0, or a schedule ``lr(epoch)``.
+    momentum : float, default 0
+        In [0, 1).
+    nesterov : bool, default False
+        Nesterov momentum (needs momentum > 0).
+    weight_decay : float, default 0
+        L2 penalty coefficient (>= 0), applied to every parameter, biases included.
+    """
+
+    name = "sgd"
+
+    def __init__(self, lr: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        self.momentum = _unit_interval(momentum, "momentum")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self._state_names = ("velocity",) if self.momentum > 0 else ()
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        lr = self._current_lr if self._current_lr is not None else self.learning_rate()
+        ops.sgd_step(params, grads, self._state.get("velocity"), lr=lr,
+                     momentum=self.momentum, nesterov=self.nesterov,
+                     weight_decay=self.weight_decay)
+        self.iterations += 1
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(momentum=self.momentum, nesterov=self.nesterov,
+                      weight_decay=self.weight_decay)
+        return config
+
+    def _public_config(self) -> dict:
+        config = {"lr": self.lr, "momentum": self.momentum}
+        if self.nesterov:
+            config["nesterov"] = True
+        if self.weight_decay:
+            config["weight_decay"] = self.weight_decay
+        return config
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction.
+
+    Parameters
+    ----------
+    lr : float or callable, default 1e-3
+        Learning rate > 0, or a schedule ``lr(epoch)``.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator (> 0).
+    weight_decay : float, default 0
+        L2 penalty coefficient (>= 0), as in `pynn.ops.adam_step`.
+    """
+
+    name = "adam"
+    _state_names = ("m", "v")
+
+    def __init__(self, lr: LearningRate = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+        self.betas = (_unit_interval(beta1, "betas[0]"), _unit_interval(beta2, "betas[1]"))
+        self.eps = _positive(eps, "eps")
+        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        lr = self._current_lr if self._current_lr is not None else self.learning_rate()
+        self.iterations += 1
+        ops.adam_step(params, grads, self._state["m"], self._state["v"], step=self.iterations,
+                      lr=lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                      weight_decay=self.weight_decay)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(betas=list(self.betas), eps=self.eps, weight_decay=self.weight_decay)
+        return config
+
+    def _public_config(self) -> dict:
+        config = {"lr": self.lr, "betas": self.betas, "eps": self.eps}
+        if self.weight_decay:
+            config["weight_decay"] = self.weight_decay
+        return config
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def get(optimizer: Union[str, Optimizer, dict]) -> Optimizer:
+    """An Optimizer from a name ("sgd", "adam": default hyperparameters), config or instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        if optimizer.lower() in OPTIMIZERS:
+            return OPTIMIZERS[optimizer.lower()]()
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a pynn.Optimizer, "
+                         f"got {optimizer!r}")
+    if isinstance(optimizer, dict):
+        config = dict(optimizer)
+        name = config.pop("name", None)
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}")
+        if isinstance(config.get("lr"), dict):
+            config["lr"] = schedule_from_config(config["lr"])
+        if "betas" in config:
+            config["betas"] = tuple(config["betas"])
+        return OPTIMIZERS[name](**config)
+    raise TypeError(f"optimizer must be a name or a pynn.Optimizer instance, got "
+                    f"{type(optimizer).__name__}")
