@@ -33,20 +33,20 @@ def _select_isa_at_import() -> None:
 _select_isa_at_import()
 
 # ---- models (issue 4): layers, losses, optimizers, training, save/load, gradcheck ------------
-from . import callbacks, init, io, layers, losses, optim  # noqa: E402
-from .callbacks import Callback, EarlyStopping, History, LambdaCallback  # noqa: E402
-from .gradcheck import gradcheck  # noqa: E402
-from .io import ModelFileError, load, save  # noqa: E402
-from .layers import Dense  # noqa: E402
-from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Hinge, KLDivergence, Loss  # noqa: E402
-from .model import Sequential, TrainingDivergedError  # noqa: E402
-from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay  # noqa: E402
+from . import callbacks, init, io, layers, losses, optim
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback
+from .gradcheck import gradcheck
+from .io import ModelFileError, load, save
+from .layers import Dense
+from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Hinge, KLDivergence, Loss
+from .model import Sequential, TrainingDivergedError
+from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay
 
-__all__ += ["Sequential", "Dense", "Loss", "CrossEntropy", "BinaryCrossEntropy", "MSE", "Hinge",
-            "KLDivergence", "Optimizer", "SGD", "Adam", "Constant", "StepDecay", "Cosine",
-            "Callback", "History", "EarlyStopping", "LambdaCallback", "save", "load",
-            "ModelFileError", "gradcheck", "TrainingDivergedError", "callbacks", "init", "io",
-            "layers", "losses", "optim"]
+__all__ += ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Callback", "Constant", "Cosine",
+            "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "KLDivergence",
+            "LambdaCallback", "Loss", "ModelFileError", "Optimizer", "Sequential", "StepDecay",
+            "TrainingDivergedError", "callbacks", "gradcheck", "init", "io", "layers", "load",
+            "losses", "optim", "save"]
 
 
 def get_isa() -> str:

@@ -12,11 +12,11 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["Callback", "History", "EarlyStopping", "LambdaCallback", "ProgressBar"]
+__all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "ProgressBar"]
 
 
 class Callback:
@@ -27,19 +27,19 @@ class Callback:
     def set_model(self, model) -> None:
         self.model = model
 
-    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+    def on_train_begin(self, logs: dict | None = None) -> None:
         pass
 
-    def on_train_end(self, logs: Optional[dict] = None) -> None:
+    def on_train_end(self, logs: dict | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         pass
 
-    def on_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         pass
 
     def __getstate__(self) -> dict:
@@ -49,7 +49,8 @@ class Callback:
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
-    return getattr(type(callback), hook) is not getattr(Callback, hook)
+    """Whether the callback does something in `hook` (skipped per batch otherwise)."""
+    return hook in vars(callback) or getattr(type(callback), hook) is not getattr(Callback, hook)
 
 
 class History(Callback):
@@ -74,7 +75,7 @@ class History(Callback):
         self.interrupted = False
         self.stopped_early = False
 
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
@@ -83,7 +84,7 @@ class History(Callback):
         keys = ", ".join(self.history)
         return f"History(epochs={len(self.epoch)}, keys=[{keys}])"
 
-    def plot(self, path: Optional[str | os.PathLike] = None, *, title: Optional[str] = None):
+    def plot(self, path: str | os.PathLike | None = None, *, title: str | None = None):
         """Draw loss and accuracy per epoch, training and validation (needs matplotlib).
 
         Parameters
@@ -192,10 +193,10 @@ class EarlyStopping(Callback):
 
     def _reset(self) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch: Optional[int] = None
-        self.stopped_epoch: Optional[int] = None
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
         self.wait = 0
-        self._best_params: Optional[np.ndarray] = None
+        self._best_params: np.ndarray | None = None
 
     def on_train_begin(self, logs=None) -> None:
         self._reset()
@@ -246,11 +247,11 @@ class EarlyStopping(Callback):
 class LambdaCallback(Callback):
     """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
 
-    def __init__(self, on_epoch_begin: Optional[Callable] = None,
-                 on_epoch_end: Optional[Callable] = None,
-                 on_batch_end: Optional[Callable] = None,
-                 on_train_begin: Optional[Callable] = None,
-                 on_train_end: Optional[Callable] = None) -> None:
+    def __init__(self, on_epoch_begin: Callable | None = None,
+                 on_epoch_end: Callable | None = None,
+                 on_batch_end: Callable | None = None,
+                 on_train_begin: Callable | None = None,
+                 on_train_end: Callable | None = None) -> None:
         for name, fn in list(locals().items()):
             if name != "self" and fn is not None:
                 if not callable(fn):
@@ -312,6 +313,6 @@ class ProgressBar(Callback):
             self._bar = None
 
 
-def _format(logs: Optional[dict]) -> str:
+def _format(logs: dict | None) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()
                     if k not in ("size", "batch") and isinstance(v, (int, float)))

@@ -6,15 +6,13 @@ gradients (the same fused kernels and code path `fit` uses) are right.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import numpy as np
 
 from . import losses as _losses
 from .layers import Dense
 from .model import Sequential
 
-__all__ = ["gradcheck", "numerical_gradient", "analytic_gradient"]
+__all__ = ["analytic_gradient", "gradcheck", "numerical_gradient"]
 
 
 def _float64_copy(model: Sequential) -> Sequential:
@@ -60,7 +58,7 @@ def _loss_value(model64, loss_obj, X, target, weight) -> float:
 
 
 def numerical_gradient(model: Sequential, X, y, loss=None, *, h: float = 1e-5,
-                       sample_weight=None, indices: Optional[np.ndarray] = None) -> np.ndarray:
+                       sample_weight=None, indices: np.ndarray | None = None) -> np.ndarray:
     """Central-difference gradient in float64 (all parameters, or only `indices`)."""
     model64, loss_obj, X, target, weight = _prepare(model, X, y, loss, sample_weight)
     return _numerical(model64, loss_obj, X, target, weight, h, indices)
@@ -81,9 +79,9 @@ def _numerical(model64, loss_obj, X, target, weight, h, indices) -> np.ndarray:
     return grad
 
 
-def gradcheck(model: Sequential, X, y, loss: Union[str, _losses.Loss, None] = None, *,
-              h: float = 1e-5, sample_weight=None, max_params: Optional[int] = None,
-              seed: int = 0, details: bool = False) -> Union[float, dict]:
+def gradcheck(model: Sequential, X, y, loss: str | _losses.Loss | None = None, *,
+              h: float = 1e-5, sample_weight=None, max_params: int | None = None,
+              seed: int = 0, details: bool = False) -> float | dict:
     """Relative error between backpropagation and central differences, in float64.
 
     ``‖g_backprop − g_numeric‖ / (‖g_backprop‖ + ‖g_numeric‖)`` over the checked parameters:

@@ -16,8 +16,17 @@ from typing import Callable, Union
 
 import numpy as np
 
-__all__ = ["Initializer", "HeNormal", "GlorotUniform", "Normal", "he_normal", "glorot_uniform",
-           "normal", "get", "default_for"]
+__all__ = [
+    "GlorotUniform",
+    "HeNormal",
+    "Initializer",
+    "Normal",
+    "default_for",
+    "get",
+    "glorot_uniform",
+    "he_normal",
+    "normal",
+]
 
 
 class Initializer:

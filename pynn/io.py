@@ -33,7 +33,7 @@ from . import optim as _optim
 from .layers import Dense
 from .model import Sequential
 
-__all__ = ["save", "load", "ModelFileError", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
 FORMAT = "pynn.Sequential"
 FORMAT_VERSION = 1
@@ -60,9 +60,7 @@ def save(model: Sequential, path: PathLike) -> None:
     Raises
     ------
     TypeError
-        If `model` is not a Sequential.
-    ValueError
-        If the optimizer's learning rate is a plain callable (not JSON-serialisable; use a
+        If `model` is not a Sequential, or the optimizer's learning rate is a plain callable (not JSON-serialisable; use a
         `pynn.optim` schedule, or pickle the model).
     """
     if not isinstance(model, Sequential):
@@ -108,19 +106,26 @@ def save(model: Sequential, path: PathLike) -> None:
         pass
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read_arrays(path: str) -> dict:
+    with open(path, "rb") as f:  # FileNotFoundError / IsADirectoryError pass through as is
+        magic = f.read(6)
+    if magic.startswith(_NPY_MAGIC):
+        raise ModelFileError(f"{path} is a single .npy array, not a pynn model file "
+                             f"(pynn.save writes a .npz archive)")
+    if magic[:1] == b"\x80":
+        raise ModelFileError(f"{path} is a Python pickle; pynn.load never unpickles (it could "
+                             f"run arbitrary code). Only files written by pynn.save can be "
+                             f"loaded (unpickle trusted files yourself with pickle.load)")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise ModelFileError(f"{path} is not a valid pynn model file (not a .npz archive; "
+                             f"corrupt or truncated?)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path} is a single .npy array, not a pynn model file "
-                                     f"(pynn.save writes a .npz archive)")
             return {name: archive[name] for name in archive.files}
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
-        raise
-    except IsADirectoryError:
-        raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ModelFileError(f"{path} contains pickled Python objects; pynn.load never "

@@ -9,13 +9,12 @@ forward keeps only outputs.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
 from . import init as _init
 
-__all__ = ["Dense", "ACTIVATIONS", "TRAINABLE_ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "TRAINABLE_ACTIVATIONS", "Dense"]
 
 #: Activations a Dense layer accepts. ``step`` (the perceptron's) has no useful derivative and
 #: is forward-only: a model containing it predicts but refuses to train.
@@ -74,10 +73,10 @@ class Dense:
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
         self.alpha = alpha
         self.init = _init.get(init, activation)
-        self._W: Optional[np.ndarray] = None
-        self._b: Optional[np.ndarray] = None
-        self._dW: Optional[np.ndarray] = None
-        self._db: Optional[np.ndarray] = None
+        self._W: np.ndarray | None = None
+        self._b: np.ndarray | None = None
+        self._dW: np.ndarray | None = None
+        self._db: np.ndarray | None = None
 
     # -- sizes and config -------------------------------------------------------------------
     @property
@@ -96,7 +95,7 @@ class Dense:
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> "Dense":
+    def from_config(cls, config: dict) -> Dense:
         config = dict(config)
         kind = config.pop("type", "Dense")
         if kind != "Dense":

@@ -17,14 +17,20 @@ an instance is also a plain function: ``loss(outputs, y) -> float``.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import numpy as np
 
 from . import ops
 
-__all__ = ["Loss", "CrossEntropy", "BinaryCrossEntropy", "MSE", "Hinge", "KLDivergence", "get",
-           "LOSSES"]
+__all__ = [
+    "LOSSES",
+    "MSE",
+    "BinaryCrossEntropy",
+    "CrossEntropy",
+    "Hinge",
+    "KLDivergence",
+    "Loss",
+    "get",
+]
 
 
 def _as_array(y: object, name: str) -> np.ndarray:
@@ -69,8 +75,8 @@ class Loss:
         raise NotImplementedError
 
     def value_and_grad(self, outputs: np.ndarray, target: np.ndarray, *,
-                       sample_weight: Optional[np.ndarray] = None,
-                       out: Optional[np.ndarray] = None) -> tuple[float, np.ndarray]:
+                       sample_weight: np.ndarray | None = None,
+                       out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """(loss, d loss / d outputs) for targets already in kernel form (`prepare_target`)."""
         return self._kernel(outputs, target, sample_weight, out)
 
@@ -326,7 +332,7 @@ _ALIASES = {"categorical_crossentropy": "cross_entropy",
             "mean_squared_error": "mse", "kl_div": "kl_divergence", "kld": "kl_divergence"}
 
 
-def get(loss: Union[str, Loss]) -> Loss:
+def get(loss: str | Loss) -> Loss:
     """A Loss instance from a name (see `LOSSES`, plus Keras-style aliases) or an instance."""
     if isinstance(loss, Loss):
         return loss

@@ -17,7 +17,7 @@ import math
 import numbers
 import sys
 import threading
-from typing import Iterable, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def _check_dtype(dtype: object) -> np.dtype:
     return dt
 
 
-def _check_int(value: object, name: str, low: int, allow_none: bool = False) -> Optional[int]:
+def _check_int(value: object, name: str, low: int, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -85,7 +85,7 @@ def _check_int(value: object, name: str, low: int, allow_none: bool = False) -> 
     return int(value)
 
 
-def _check_seed(seed: object, name: str = "seed") -> Optional[int]:
+def _check_seed(seed: object, name: str = "seed") -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -96,9 +96,9 @@ def _check_seed(seed: object, name: str = "seed") -> Optional[int]:
 class _TrainBuffers:
     """Everything a training step at batch size m writes into, allocated once."""
 
-    __slots__ = ("x", "y", "w", "acts", "deltas", "acc")
+    __slots__ = ("acc", "acts", "deltas", "w", "x", "y")
 
-    def __init__(self, model: "Sequential", m: int, target: np.ndarray, gather: bool,
+    def __init__(self, model: Sequential, m: int, target: np.ndarray, gather: bool,
                  weighted: bool, loss: _losses.Loss) -> None:
         dt = model.dtype
         self.x = np.empty((m, model.in_features), dt) if gather else None
@@ -142,8 +142,8 @@ class Sequential:
     >>> model.predict(X_test)   # class labels
     """
 
-    def __init__(self, layers: Sequence[Dense], *, seed: Optional[int] = None,
-                 dtype: Union[str, np.dtype, type] = "float32") -> None:
+    def __init__(self, layers: Sequence[Dense], *, seed: int | None = None,
+                 dtype: str | np.dtype | type = "float32") -> None:
         layers = self._check_layers(layers)
         self.dtype = _check_dtype(dtype)
         self.seed = _check_seed(seed)
@@ -153,9 +153,9 @@ class Sequential:
         for layer in self.layers:
             layer.W[...] = layer.init(layer.in_features, layer.out_features, self._rng)
             layer.b[...] = 0
-        self.loss: Optional[_losses.Loss] = None
-        self.optimizer: Optional[_optim.Optimizer] = None
-        self.history: Optional[History] = None
+        self.loss: _losses.Loss | None = None
+        self.optimizer: _optim.Optimizer | None = None
+        self.history: History | None = None
         self.stop_training = False
         self.epochs_trained = 0
 
@@ -200,7 +200,7 @@ class Sequential:
         self._infer_buffers: dict[int, list] = {}
         self._infer_lock = threading.Lock()
         self._train_buffers: dict = {}
-        self._backup: Optional[np.ndarray] = None
+        self._backup: np.ndarray | None = None
 
     @property
     def in_features(self) -> int:
@@ -272,31 +272,37 @@ class Sequential:
     # ---- input checks --------------------------------------------------------------------------
     def _check_X(self, X: object, name: str = "X", allow_empty: bool = True) -> np.ndarray:
         """X as a C-contiguous (n, in_features) array of the model's dtype, finite."""
-        if not (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2
-                and X.flags.c_contiguous and X.shape[1] == self.in_features):
-            try:
-                arr = np.asarray(X)
-            except Exception as exc:
-                raise TypeError(f"{name} must be a 2-D array of numbers, got "
-                                f"{type(X).__name__}") from exc
-            if arr.dtype.kind not in "biuf":
-                raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-            if arr.ndim != 2:
-                hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
-                raise ValueError(f"{name} must be 2-D with shape (n_samples, "
-                                 f"{self.in_features}), got shape {arr.shape}{hint}")
-            if arr.shape[1] != self.in_features:
-                raise ValueError(f"{name} must have {self.in_features} features (columns) for "
-                                 f"this model, got shape {arr.shape}")
-            X = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
+                and X.shape[1] == self.in_features and X.flags.c_contiguous):
+            X = self._convert_X(X, name)
         if X.shape[0] == 0 and not allow_empty:
             raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
-        if not np.isfinite(X).all():
+        # One BLAS pass, no temporary: x·x is finite iff every x is (or it overflowed, which
+        # the exact check below then clears).
+        flat = X.reshape(-1)
+        if not math.isfinite(flat.dot(flat)) and not np.isfinite(X).all():
             raise ValueError(f"{name} contains NaN or inf")
         return X
 
+    def _convert_X(self, X: object, name: str) -> np.ndarray:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:
+            raise TypeError(f"{name} must be a 2-D array of numbers, got "
+                            f"{type(X).__name__}") from exc
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
+            raise ValueError(f"{name} must be 2-D with shape (n_samples, {self.in_features}), "
+                             f"got shape {arr.shape}{hint}")
+        if arr.shape[1] != self.in_features:
+            raise ValueError(f"{name} must have {self.in_features} features (columns) for this "
+                             f"model, got shape {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
     # ---- inference -----------------------------------------------------------------------------
-    def _hidden_buffers(self, n: int) -> Optional[list]:
+    def _hidden_buffers(self, n: int) -> list | None:
         bufs = self._infer_buffers.get(n)
         if bufs is None:
             if len(self._infer_buffers) >= _MAX_CACHED_SIZES:
@@ -368,7 +374,7 @@ class Sequential:
         return loss.proba(self._forward(self._check_X(X)))
 
     def evaluate(self, X: object, y: object, *, sample_weight: object = None,
-                 loss: Union[str, _losses.Loss, None] = None) -> dict:
+                 loss: str | _losses.Loss | None = None) -> dict:
         """The loss (and accuracy, for classification losses) on (X, y).
 
         Returns
@@ -423,8 +429,8 @@ class Sequential:
                                  f"gradient descent cannot train it); use sigmoid, tanh or relu "
                                  f"to train, then predict with any activation")
 
-    def compile(self, loss: Union[str, _losses.Loss, None] = None,
-                optimizer: Union[str, _optim.Optimizer, None] = None) -> "Sequential":
+    def compile(self, loss: str | _losses.Loss | None = None,
+                optimizer: str | _optim.Optimizer | None = None) -> Sequential:
         """Set the loss and/or optimizer without training (fit can also take them)."""
         loss_obj = _losses.get(loss) if loss is not None else None
         opt = _optim.get(optimizer) if optimizer is not None else None
@@ -437,11 +443,11 @@ class Sequential:
             self.loss = loss_obj
         return self
 
-    def fit(self, X: object, y: object, *, loss: Union[str, _losses.Loss, None] = None,
-            optimizer: Union[str, _optim.Optimizer, None] = None, epochs: int = 1,
-            batch_size: Optional[int] = 32, validation_data: Optional[tuple] = None,
-            validation_split: float = 0.0, shuffle: bool = True, seed: Optional[int] = None,
-            verbose: int = 0, callbacks: Optional[Iterable[Callback]] = None,
+    def fit(self, X: object, y: object, *, loss: str | _losses.Loss | None = None,
+            optimizer: str | _optim.Optimizer | None = None, epochs: int = 1,
+            batch_size: int | None = 32, validation_data: tuple | None = None,
+            validation_split: float = 0.0, shuffle: bool = True, seed: int | None = None,
+            verbose: int = 0, callbacks: Iterable[Callback] | None = None,
             sample_weight: object = None) -> History:
         """Train with mini-batch gradient descent.
 
@@ -530,7 +536,7 @@ class Sequential:
         if validation_data is not None:
             val = self._check_validation(validation_data, loss_obj)
         elif validation_split > 0:
-            n_val = int(math.floor(n * validation_split))
+            n_val = math.floor(n * validation_split)
             if n_val < 1 or n_val >= n:
                 raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
                                  f"{n_val} for validation and {n - n_val} for training; both "
@@ -745,7 +751,7 @@ class Sequential:
         save(self, path)
 
     @staticmethod
-    def load(path) -> "Sequential":
+    def load(path) -> Sequential:
         """Load a model saved with `save` (see `pynn.load`)."""
         from .io import load
         return load(path)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
 import numpy as np
 
 from . import ops
 
-__all__ = ["Optimizer", "SGD", "Adam", "Schedule", "Constant", "StepDecay", "Cosine", "get"]
+__all__ = ["SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay", "get"]
 
 LearningRate = Union[float, Callable[[int], float]]
 
@@ -173,8 +173,8 @@ class Optimizer:
         self.epoch = 0
         self.iterations = 0
         self._state: dict[str, np.ndarray] = {}
-        self._owner: Optional[weakref.ref] = None
-        self._current_lr: Optional[float] = None
+        self._owner: weakref.ref | None = None
+        self._current_lr: float | None = None
 
     # -- binding to a model's buffers -------------------------------------------------------
     def _bind(self, model: object, n_params: int, dtype: np.dtype) -> None:
@@ -200,7 +200,7 @@ class Optimizer:
         self.iterations = 0
 
     # -- learning rate -----------------------------------------------------------------------
-    def learning_rate(self, epoch: Optional[int] = None) -> float:
+    def learning_rate(self, epoch: int | None = None) -> float:
         """The learning rate at `epoch` (default: the current epoch), validated."""
         epoch = self.epoch if epoch is None else epoch
         if not callable(self.lr):
@@ -232,7 +232,7 @@ class Optimizer:
     def get_config(self) -> dict:
         lr = self.lr.get_config() if isinstance(self.lr, Schedule) else self.lr
         if callable(lr):
-            raise ValueError("this optimizer's learning rate is a plain callable, which cannot "
+            raise TypeError("this optimizer's learning rate is a plain callable, which cannot "
                              "be saved as JSON; use a pynn.optim schedule (Constant, StepDecay, "
                              "Cosine) or pickle the model")
         return {"name": self.name, "lr": lr}
@@ -367,7 +367,7 @@ class Adam(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
 
-def get(optimizer: Union[str, Optimizer, dict]) -> Optimizer:
+def get(optimizer: str | Optimizer | dict) -> Optimizer:
     """An Optimizer from a name ("sgd", "adam": default hyperparameters), config or instance."""
     if isinstance(optimizer, Optimizer):
         return optimizer
