@@ -328,7 +328,8 @@ class Adam(Optimizer):
     eps : float, default 1e-8
         Added to the denominator (> 0).
     weight_decay : float, default 0
-        L2 penalty coefficient (>= 0), as in `pynn.ops.adam_step`.
+        Decoupled weight decay (AdamW, >= 0): ``θ ← θ − lr·weight_decay·θ`` besides the Adam
+        step, as in `pynn.ops.adam_step`.
     """
 
     name = "adam"
