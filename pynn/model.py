@@ -40,8 +40,9 @@ _ALIGN = 64
 class TrainingDivergedError(FloatingPointError):
     """Raised by `fit` when the loss becomes NaN or infinite.
 
-    The weights are left at the last step whose loss was finite; the optimizer state (momentum,
-    Adam moments) is reset, so a new `fit` with a smaller learning rate starts cleanly.
+    No update is applied from the failing batch, and the weights and optimizer state are left
+    at the last step that kept them finite, so a new `fit` (e.g. after lowering
+    ``model.optimizer.lr``, or with a new optimizer) continues from sound numbers.
 
     Attributes
     ----------
@@ -62,6 +63,12 @@ def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
     raw = np.zeros(n * itemsize + _ALIGN, dtype=np.uint8)
     start = (-raw.ctypes.data) % _ALIGN
     return raw[start:start + n * itemsize].view(dtype)
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """Whether a flat array holds no NaN/inf: one BLAS pass without a temporary (x·x is finite
+    iff every x is, unless it overflowed, which the exact check then clears)."""
+    return math.isfinite(arr.dot(arr)) or bool(np.isfinite(arr).all())
 
 
 def _check_dtype(dtype: object) -> np.dtype:
@@ -200,7 +207,8 @@ class Sequential:
         self._infer_buffers: dict[int, list] = {}
         self._infer_lock = threading.Lock()
         self._train_buffers: dict = {}
-        self._backup: np.ndarray | None = None
+        # The weights at the start of the current epoch (see _recover_from_divergence).
+        self._checkpoint: np.ndarray | None = None
 
     @property
     def in_features(self) -> int:
@@ -277,10 +285,7 @@ class Sequential:
             X = self._convert_X(X, name)
         if X.shape[0] == 0 and not allow_empty:
             raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
-        # One BLAS pass, no temporary: x·x is finite iff every x is (or it overflowed, which
-        # the exact check below then clears).
-        flat = X.reshape(-1)
-        if not math.isfinite(flat.dot(flat)) and not np.isfinite(X).all():
+        if not _all_finite(X.reshape(-1)):
             raise ValueError(f"{name} contains NaN or inf")
         return X
 
@@ -491,8 +496,8 @@ class Sequential:
         Raises
         ------
         TrainingDivergedError
-            When the loss becomes NaN or infinite: names the epoch and batch; the weights are
-            left at the last step with a finite loss.
+            When the loss becomes NaN or infinite: names the epoch and batch; the weights and
+            optimizer state are left at the last step that kept them finite.
 
         Notes
         -----
@@ -571,9 +576,8 @@ class Sequential:
         else:
             rng = np.random.default_rng(self._rng.integers(2**63))
         gather = shuffle and n > 1
-        if self._backup is None:
-            self._backup = _aligned_zeros(self.n_params, self.dtype)
-        np.copyto(self._backup, self.params)
+        if self._checkpoint is None:
+            self._checkpoint = _aligned_zeros(self.n_params, self.dtype)
 
         for cb in callbacks:
             cb.on_train_begin()
@@ -621,12 +625,27 @@ class Sequential:
         self._train_buffers = {k: v for k, v in self._train_buffers.items()
                                if k[0] in (m, n % m)}  # drop sizes this fit does not use
         perm = np.arange(n) if gather else None
-        params, grads, backup = self.params, self.grads, self._backup
+        params, grads = self.params, self.grads
         has_acc = loss_obj.has_accuracy
         kernel = loss_obj.value_and_grad
         full_bufs = self._buffers(m, target, gather, weight is not None, loss_obj)
         last_bufs = self._buffers(n - (n_batches - 1) * m, target, gather, weight is not None,
                                   loss_obj)
+
+        def load_batch(batch):
+            """The batch's inputs, targets, weights (gathered in place when shuffling)."""
+            start = batch * m
+            stop = min(start + m, n)
+            bufs = full_bufs if stop - start == m else last_bufs
+            if not gather:
+                return (X[start:stop], target[start:stop],
+                        None if weight is None else weight[start:stop], bufs)
+            idx = perm[start:stop]
+            np.take(X, idx, axis=0, out=bufs.x, mode="clip")
+            np.take(target, idx, axis=0, out=bufs.y, mode="clip")
+            if bufs.w is not None:
+                np.take(weight, idx, out=bufs.w, mode="clip")
+            return bufs.x, bufs.y, bufs.w, bufs
 
         for _ in range(epochs):
             epoch = self.epochs_trained
@@ -635,32 +654,23 @@ class Sequential:
                 cb.on_epoch_begin(epoch)
             if gather:
                 rng.shuffle(perm)
+            # One copy per epoch (not per step): enough to rebuild any step of this epoch.
+            np.copyto(self._checkpoint, params)
+            opt._save_checkpoint()
             loss_sum = acc_sum = 0.0
             for batch in range(n_batches):
-                start = batch * m
-                stop = min(start + m, n)
-                size = stop - start
-                bufs = full_bufs if size == m else last_bufs
-                if gather:
-                    idx = perm[start:stop]
-                    xb, yb, wb = bufs.x, bufs.y, bufs.w
-                    np.take(X, idx, axis=0, out=xb, mode="clip")
-                    np.take(target, idx, axis=0, out=yb, mode="clip")
-                    if wb is not None:
-                        np.take(weight, idx, out=wb, mode="clip")
-                else:
-                    xb, yb = X[start:stop], target[start:stop]
-                    wb = None if weight is None else weight[start:stop]
+                xb, yb, wb, bufs = load_batch(batch)
                 value = self._forward_backward(xb, yb, wb, bufs.acts, bufs.deltas, kernel)
                 if not math.isfinite(value):
+                    self._recover_from_divergence(batch, load_batch, kernel, opt)
                     self._diverged(value, epoch, batch, n_batches, lr, history)
+                size = len(xb)
                 if has_acc:
                     acc_sum += loss_obj.batch_accuracy(bufs.acts[-1], yb, bufs.acc) * size
                 loss_sum += value * size
-                np.copyto(backup, params)  # the last weights with a finite loss
                 opt.step(params, grads)
                 if batch_hooks:
-                    done = stop
+                    done = batch * m + size
                     logs = {"loss": loss_sum / done, "size": size}
                     if has_acc:
                         logs["accuracy"] = acc_sum / done
@@ -682,6 +692,38 @@ class Sequential:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 history.stopped_early = True
+                break
+
+    def _recover_from_divergence(self, bad_batch, load_batch, kernel, opt) -> None:
+        """Leave the weights and optimizer state at the last step that kept them finite.
+
+        Usually they still are finite (the loss overflowed in the forward pass): nothing to do.
+        If the previous update itself overflowed them, rebuild from the epoch's checkpoint by
+        replaying this epoch's steps (training is deterministic, so the replay is bitwise the
+        same), stopping before the first step that would make them non-finite. This costs
+        nothing per step: no copy of the weights is kept except once per epoch.
+        """
+        with np.errstate(all="ignore"):  # huge or non-finite numbers are expected here
+            self._replay_to_last_finite_step(bad_batch, load_batch, kernel, opt)
+
+    def _replay_to_last_finite_step(self, bad_batch, load_batch, kernel, opt) -> None:
+        params, grads = self.params, self.grads
+        if _all_finite(params) and opt._state_finite():
+            return
+        np.copyto(params, self._checkpoint)
+        opt._restore_checkpoint()
+        previous = np.empty_like(params)
+        for batch in range(bad_batch):
+            xb, yb, wb, bufs = load_batch(batch)
+            value = self._forward_backward(xb, yb, wb, bufs.acts, bufs.deltas, kernel)
+            if not math.isfinite(value):
+                break
+            np.copyto(previous, params)
+            opt._save_checkpoint()
+            opt.step(params, grads)
+            if not (_all_finite(params) and opt._state_finite()):
+                np.copyto(params, previous)
+                opt._restore_checkpoint()
                 break
 
     def _forward_backward(self, xb, yb, wb, acts, deltas, kernel) -> float:
@@ -714,12 +756,10 @@ class Sequential:
 
     def _diverged(self, value: float, epoch: int, batch: int, n_batches: int, lr: float,
                   history: History) -> None:
-        np.copyto(self.params, self._backup)
-        self.optimizer.reset()
         raise TrainingDivergedError(
             f"training diverged at epoch {epoch + 1}, batch {batch + 1}/{n_batches}: the loss "
-            f"is {value}. The weights are left at the last step with a finite loss and the "
-            f"optimizer state was reset; a smaller learning rate (now {lr:g}) usually helps.",
+            f"is {value}. The weights and optimizer state are left at the last step that kept "
+            f"them finite; a smaller learning rate (now {lr:g}) usually helps.",
             epoch + 1, batch + 1, history)
 
     # ---- copying, pickling, saving -------------------------------------------------------------

@@ -193,6 +193,27 @@ class Optimizer:
         self._state = {name: np.zeros(n_params, dtype=dtype) for name in self._state_names}
         self._owner = weakref.ref(model)
 
+    # -- checkpoints (used by fit to recover from divergence) ---------------------------------
+    def _save_checkpoint(self) -> None:
+        """Copy the state into preallocated buffers (no allocation after the first call)."""
+        ckpt = getattr(self, "_checkpoint", None)
+        if ckpt is None or any(ckpt[k].shape != v.shape or ckpt[k].dtype != v.dtype
+                               for k, v in self._state.items() if k in ckpt) \
+                or ckpt.keys() != self._state.keys():
+            ckpt = self._checkpoint = {k: np.empty_like(v) for k, v in self._state.items()}
+        for k, v in self._state.items():
+            np.copyto(ckpt[k], v)
+        self._checkpoint_iterations = self.iterations
+
+    def _restore_checkpoint(self) -> None:
+        for k, v in self._state.items():
+            np.copyto(v, self._checkpoint[k])
+        self.iterations = self._checkpoint_iterations
+
+    def _state_finite(self) -> bool:
+        return all(math.isfinite(v.dot(v)) or bool(np.isfinite(v).all())
+                   for v in self._state.values())
+
     def reset(self) -> None:
         """Zero the state (momentum, moments) and the step counter; the epoch count is kept."""
         for buf in self._state.values():
@@ -250,6 +271,7 @@ class Optimizer:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_owner"] = None  # re-bound by the model that unpickles it
+        state.pop("_checkpoint", None)
         return state
 
     def __repr__(self) -> str:
