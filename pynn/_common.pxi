@@ -77,6 +77,8 @@ cdef inline bint _is_f32(cnp.ndarray arr):
 cdef double _finite_float(object value, str name, double low=-1e308, double high=1e308,
                           bint low_open=False) except? -1.0:
     """A real, finite hyperparameter within [low, high] (or (low, high] with low_open)."""
+    if isinstance(value, (str, bytes)):  # float("0.1") would parse: a string is a type error
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
