@@ -53,9 +53,13 @@ cdef object _sample_weight(object sample_weight, pn_size n, object dtype):
     if w.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},) (one weight per row), got "
                          f"{_shape_str(w.shape)}")
-    w = np.ascontiguousarray(w, dtype=dtype)
-    if not np.all(np.isfinite(w)):
+    if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
         raise ValueError("sample_weight must be finite (no NaN or inf)")
+    with np.errstate(over="ignore"):  # an overflow is reported below, not as a warning
+        w = np.ascontiguousarray(w, dtype=dtype)
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"sample_weight must fit in {np.dtype(dtype)} (the logits' dtype): "
+                         f"|w| <= {np.finfo(dtype).max:g}")
     if np.any(w < 0):
         raise ValueError(f"sample_weight must be >= 0, got a minimum of {w.min()}")
     if not w.sum(dtype=np.float64) > 0:

@@ -179,6 +179,7 @@ OPS_CASES = [
     Bad("weights-all-zero", lambda: _call(ops.bce if False else ops.binary_cross_entropy, _x(x57), _x(x57), sample_weight=np.zeros(5)), ValueError, r"^sample_weight must have a positive sum"),
     Bad("weights-nan", lambda: _call(ops.softmax_cross_entropy, _x(x57), _labels(), sample_weight=[1, np.nan, 1, 1, 1]), ValueError, r"^sample_weight must be finite"),
     Bad("weights-inf", lambda: _call(ops.hinge, _x(x57), np.ones(x57, F32), sample_weight=[1, np.inf, 1, 1, 1]), ValueError, r"^sample_weight must be finite"),
+    Bad("weights-overflow-float32", lambda: _call(ops.softmax_cross_entropy, _x(x57), _labels(), sample_weight=[1e300] * 5), ValueError, r"^sample_weight must fit in float32"),
     # bad hyperparameters and unknown names
     Bad("activation-unknown-name", lambda: _call(ops.activation, "gelu", _x(x57)), ValueError, r"^name must be one of .*'gelu'"),
     Bad("activation-name-case", lambda: _call(ops.activation, "ReLU", _x(x57)), ValueError, r"^name must be one of"),
@@ -193,6 +194,8 @@ OPS_CASES = [
     Bad("sgd-lr-negative", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), None, lr=-0.1), ValueError, r"^lr must be in \[0"),
     Bad("sgd-lr-inf", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), None, lr=np.inf), ValueError, r"^lr must be finite"),
     Bad("sgd-lr-complex", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), None, lr=1j), TypeError, r"^lr must be a real number"),
+    Bad("sgd-lr-string", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), None, lr="0.1"), TypeError, r"^lr must be a real number, got str"),
+    Bad("linear-alpha-bytes", lambda: _call(ops.linear, _x(x57), _x(w73), alpha=b"0.1"), TypeError, r"^alpha must be a real number"),
     Bad("sgd-lr-array", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), None, lr=np.array([0.1, 0.2])), TypeError, r"^lr must be a real number"),
     Bad("sgd-momentum-negative", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), np.zeros(4, F32), lr=0.1, momentum=-0.5), ValueError, r"^momentum must be in \[0"),
     Bad("sgd-momentum-without-velocity", lambda: _call(ops.sgd_step, _x((4,)), _x((4,)), None, lr=0.1, momentum=0.9), ValueError, r"^velocity must be an array"),
