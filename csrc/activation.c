@@ -51,10 +51,10 @@ static double act_cost(int act) {
     }                                                                                         \
     void pn_bias_grad_##SUF(T *db, const T *dz, pn_size N, pn_size O) {                       \
         if (O <= 0) return;                                                                   \
-        /* threads over blocks of 256 columns (disjoint outputs; each column summed in row     \
+        /* threads over slices of 64 columns (disjoint outputs; each column summed in row      \
          * order whatever the split) */                                                      \
-        int nt = O >= 512 ? pn_threads_here((double)N * O, PN_GRAIN) : 1;                     \
-        PN_PARALLEL_SLICES(nt, O, 256,                                                        \
+        int nt = O >= 128 ? pn_threads_here((double)N * O, PN_GRAIN) : 1;                     \
+        PN_PARALLEL_SLICES(nt, O, 64,                                                         \
             PN_DISPATCH(pn_bias_grad_cols_##SUF)(db + lo, dz + lo, N, hi - lo, O));           \
     }
 

@@ -119,6 +119,10 @@ void pn_adam_step_f64(double *params, double *m, double *v, const double *grads,
                       int64_t step, double lr, double beta1, double beta2, double eps,
                       double weight_decay);
 
+/* triad.c: a = b + s*c on `threads` threads (a STREAM triad: the benchmarks' bandwidth yardstick) */
+void pn_stream_triad_f64(double *a, const double *b, const double *c, double s, pn_size n,
+                         int threads);
+
 /* ---- gemm.c ---------------------------------------------------------------------------------- */
 /* Letters: C (M,N) = op(A) (M,K) . op(B) (K,N); op(A) is A stored (M,K), or A^T with A stored
  * (K,M) when trans_a (likewise B). Row-major, contiguous. Threads split C into disjoint blocks and

@@ -8,6 +8,16 @@
 #include <math.h>
 
 #include "pynn.h"
+#include "vmath.h"
+
+/* Rows per softmax group: a group's exp runs as one flat vectorised loop over its g*C entries
+ * (no per-row vector tails: rows of 10 logits vectorise as well as rows of 1000). */
+#define PN_GROUP_ELEMENTS 4096
+#define PN_GROUP_MAX_ROWS 256
+static inline pn_size pn_group_rows(pn_size C) {
+    pn_size g = PN_GROUP_ELEMENTS / C;
+    return g < 1 ? 1 : (g > PN_GROUP_MAX_ROWS ? PN_GROUP_MAX_ROWS : g);
+}
 
 #define PN_DEFINE_ROWOPS(T, SUF, LANES)                                                       \
     /* max over x[0..n); NaN entries are skipped (the caller's exp(x - max) propagates them) */ \
@@ -43,7 +53,27 @@
         return s;                                                                             \
     }
 
+#define PN_DEFINE_SOFTMAX_GROUP(T, SUF, EXP)                                                  \
+    /* rows [0, g) of x (g, C): e = exp(x - rowmax), m[r] = rowmax, s[r] = rowsum(e) */        \
+    static inline void pn_exp_shifted_rows_##SUF(T *e, T *m, T *s, const T *x, pn_size g,     \
+                                                 pn_size C) {                                 \
+        for (pn_size r = 0; r < g; r++) {                                                     \
+            const T *xr = x + r * C;                                                          \
+            T *er = e + r * C;                                                                \
+            T mr = pn_rowmax_##SUF(xr, C);                                                    \
+            m[r] = mr;                                                                        \
+            PN_SIMD                                                                           \
+            for (pn_size j = 0; j < C; j++) er[j] = xr[j] - mr;                               \
+        }                                                                                     \
+        pn_size n = g * C;                                                                    \
+        PN_SIMD                                                                               \
+        for (pn_size i = 0; i < n; i++) e[i] = EXP(e[i]);                                     \
+        for (pn_size r = 0; r < g; r++) s[r] = pn_rowsum_##SUF(e + r * C, C);                 \
+    }
+
 PN_DEFINE_ROWOPS(float, f32, 16)
 PN_DEFINE_ROWOPS(double, f64, 8)
+PN_DEFINE_SOFTMAX_GROUP(float, f32, pn_exp_f32)
+PN_DEFINE_SOFTMAX_GROUP(double, f64, pn_exp_f64)
 
 #endif /* PYNN_ROWOPS_H */

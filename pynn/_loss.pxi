@@ -1,5 +1,7 @@
 # Losses fused with their gradients (csrc/loss.c). Each returns (loss: float, gradient).
 
+from libc.stdint cimport uint64_t
+
 cdef extern from "pynn.h" nogil:
     double pn_softmax_xent_labels_f32(float *dlogits, const float *logits, const int64_t *labels,
                                       const float *w, pn_size N, pn_size C)
@@ -128,6 +130,19 @@ def hinge(scores, target, sample_weight=None, out=None):
                              pn_hinge_f64, "hinge")
 
 
+cdef Py_ssize_t _first_label_out_of_range(cnp.ndarray labels, int64_t c):
+    """Index of the first label outside [0, c), or -1 (a typed loop: no NumPy call overhead
+    in the training step)."""
+    cdef const int64_t *lab = <const int64_t *>cnp.PyArray_DATA(labels)
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(labels)
+    cdef uint64_t uc = <uint64_t>c
+    with nogil:
+        for i in range(n):
+            if <uint64_t>lab[i] >= uc:  # negative labels wrap to huge values
+                return i
+    return -1
+
+
 cdef tuple _logits_2d(object logits):
     cdef cnp.ndarray x = _float_array(logits, "logits")
     _check_ndim(x, "logits", 2, "(n, c)")
@@ -154,11 +169,14 @@ def softmax_cross_entropy(logits, target, sample_weight=None, out=None):
         if t_in.shape != (n,):
             raise ValueError(f"target (integer labels) must have shape ({n},), got "
                              f"{_shape_str(t_in.shape)}")
-        lo, hi = t_in.min(), t_in.max()
-        if lo < 0 or hi >= c:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got {bad}")
+        if t_in.dtype == np.uint64 and t_in.max() >= c:  # would wrap when cast to int64
+            raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got "
+                             f"{t_in.max()}")
         t = np.ascontiguousarray(t_in, dtype=np.int64)
+        bad_at = _first_label_out_of_range(t, c)
+        if bad_at >= 0:
+            raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got "
+                             f"{t[bad_at]} (at row {bad_at})")
     elif t_in.dtype.kind == "f":
         t = _prob_target(t_in, xa, "probabilities or one-hot")
     else:

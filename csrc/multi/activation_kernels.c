@@ -70,17 +70,19 @@
             break;                                                                            \
         }                                                                                     \
     }                                                                                         \
-    /* y = softmax(x) row by row: exp(x - max) / sum, rows [0, R) of C columns */            \
+    /* y = softmax(x) row by row: exp(x - max) / sum, rows [0, R) of C columns, in groups */   \
     void PN_ISA_FN(pn_softmax_rows_##SUF)(T * y, const T *x, pn_size R, pn_size C) {          \
-        for (pn_size r = 0; r < R; r++) {                                                     \
-            const T *xr = x + r * C;                                                          \
-            T *yr = y + r * C;                                                                \
-            T m = pn_rowmax_##SUF(xr, C);                                                     \
-            PN_SIMD                                                                      \
-            for (pn_size j = 0; j < C; j++) yr[j] = EXP(xr[j] - m);                           \
-            T inv = 1 / pn_rowsum_##SUF(yr, C);                                               \
-            PN_SIMD                                                                      \
-            for (pn_size j = 0; j < C; j++) yr[j] *= inv;                                     \
+        T m[PN_GROUP_MAX_ROWS], s[PN_GROUP_MAX_ROWS];                                         \
+        pn_size G = pn_group_rows(C);                                                         \
+        for (pn_size r0 = 0; r0 < R; r0 += G) {                                               \
+            pn_size g = R - r0 < G ? R - r0 : G;                                              \
+            T *yg = y + r0 * C;                                                               \
+            pn_exp_shifted_rows_##SUF(yg, m, s, x + r0 * C, g, C);                            \
+            for (pn_size r = 0; r < g; r++) {                                                 \
+                T inv = 1 / s[r], *yr = yg + r * C;                                           \
+                PN_SIMD                                                                       \
+                for (pn_size j = 0; j < C; j++) yr[j] *= inv;                                 \
+            }                                                                                 \
         }                                                                                     \
     }                                                                                         \
     /* dx = y * (dy - rowsum(dy * y)): the softmax Jacobian-vector product, rows [0, R) */     \
@@ -94,17 +96,18 @@
             for (pn_size j = 0; j < C; j++) dxr[j] = yr[j] * (dyr[j] - dot);                  \
         }                                                                                     \
     }                                                                                         \
-    /* db[j] = sum_i dz[i, j] over rows [0, N) for columns [0, O): overwrites db.             \
-     * Accumulated in double, rows in order, in blocks of 256 columns. */                    \
+    /* db[j] = sum_i dz[i, j] over rows [0, N) for columns [0, O) (rows ld apart): overwrites  \
+     * db. Accumulated in double, rows in order, in blocks of 2048 columns (16 KB of            \
+     * accumulators; a block spans whole 4 KB pages, which the prefetchers follow). */          \
     void PN_ISA_FN(pn_bias_grad_cols_##SUF)(T * db, const T *dz, pn_size N, pn_size O,        \
                                             pn_size ld) {                                     \
-        double acc[256];                                                                      \
-        for (pn_size c0 = 0; c0 < O; c0 += 256) {                                             \
-            pn_size w = O - c0 < 256 ? O - c0 : 256;                                          \
+        double acc[2048];                                                                     \
+        for (pn_size c0 = 0; c0 < O; c0 += 2048) {                                            \
+            pn_size w = O - c0 < 2048 ? O - c0 : 2048;                                        \
             for (pn_size j = 0; j < w; j++) acc[j] = 0;                                       \
             for (pn_size i = 0; i < N; i++) {                                                 \
                 const T *row = dz + i * ld + c0;                                              \
-                PN_SIMD                                                                  \
+                PN_SIMD                                                                       \
                 for (pn_size j = 0; j < w; j++) acc[j] += (double)row[j];                     \
             }                                                                                 \
             for (pn_size j = 0; j < w; j++) db[c0 + j] = (T)acc[j];                           \

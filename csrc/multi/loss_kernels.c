@@ -12,47 +12,51 @@
 #include "rowops.h"
 #include "vmath.h"
 
-#define DEFINE_XENT_KERNEL(T, SUF, EXP)                                                       \
+#define DEFINE_XENT_KERNEL(T, SUF, LOG)                                                       \
     /* Softmax cross-entropy (kl = 0) or KL divergence (kl = 1) from logits, in one pass over   \
-     * each row: d = (softmax(x) * sum(t) - t) * w_r * inv. labels != NULL: t is one-hot.      \
-     * log softmax is taken as x - max - log(sum exp(x - max)), in that order (as PyTorch's    \
-     * log_softmax): 1e4 or 1e8-scaled logits then give finite, exact losses. */             \
+     * each group of rows: d = (softmax(x) * sum(t) - t) * w_r * inv. labels != NULL: t is      \
+     * one-hot. log softmax is taken as x - max - log(sum exp(x - max)), in that order (as      \
+     * PyTorch's log_softmax): 1e4 or 1e8-scaled logits then give finite, exact losses. */     \
     double PN_ISA_FN(pn_xent_rows_##SUF)(T * d, const T *x, const int64_t *labels,            \
                                          const T *t, const T *w, pn_size R, pn_size C,        \
                                          double inv, int kl) {                                \
+        T m[PN_GROUP_MAX_ROWS], s[PN_GROUP_MAX_ROWS], logs[PN_GROUP_MAX_ROWS];                \
+        pn_size G = pn_group_rows(C);                                                         \
         double total = 0;                                                                     \
-        for (pn_size r = 0; r < R; r++) {                                                     \
-            const T *xr = x + r * C;                                                          \
-            T *dr = d + r * C;                                                                \
-            T m = pn_rowmax_##SUF(xr, C);                                                     \
+        for (pn_size r0 = 0; r0 < R; r0 += G) {                                               \
+            pn_size g = R - r0 < G ? R - r0 : G;                                              \
+            pn_exp_shifted_rows_##SUF(d + r0 * C, m, s, x + r0 * C, g, C);                    \
             PN_SIMD                                                                           \
-            for (pn_size j = 0; j < C; j++) dr[j] = EXP(xr[j] - m);                           \
-            T s = pn_rowsum_##SUF(dr, C);                                                     \
-            T logs = (T)log((double)s);                                                       \
-            double wr = w ? (double)w[r] : 1.0;                                               \
-            T scale = (T)(wr * inv);                                                          \
-            double loss;                                                                      \
-            if (labels) {                                                                     \
-                pn_size y = (pn_size)labels[r];                                               \
-                loss = -(double)((xr[y] - m) - logs);                                         \
-                T k = scale / s;                                                              \
-                PN_SIMD                                                                       \
-                for (pn_size j = 0; j < C; j++) dr[j] *= k;                                   \
-                dr[y] -= scale;                                                               \
-            } else {                                                                          \
-                const T *tr = t + r * C;                                                      \
-                loss = 0;                                                                     \
-                for (pn_size j = 0; j < C; j++) { /* 0 * log 0 counts as 0 */                 \
-                    if (tr[j] != 0) {                                                         \
-                        loss -= (double)tr[j] * (double)((xr[j] - m) - logs);                 \
-                        if (kl) loss += (double)tr[j] * log((double)tr[j]);                   \
+            for (pn_size r = 0; r < g; r++) logs[r] = LOG(s[r]);                              \
+            for (pn_size q = 0; q < g; q++) {                                                 \
+                pn_size r = r0 + q;                                                           \
+                const T *xr = x + r * C;                                                      \
+                T *dr = d + r * C;                                                            \
+                double wr = w ? (double)w[r] : 1.0;                                           \
+                T scale = (T)(wr * inv), mr = m[q], lr = logs[q];                             \
+                double loss;                                                                  \
+                if (labels) {                                                                 \
+                    pn_size y = (pn_size)labels[r];                                           \
+                    loss = -(double)((xr[y] - mr) - lr);                                      \
+                    T k = scale / s[q];                                                       \
+                    PN_SIMD                                                                   \
+                    for (pn_size j = 0; j < C; j++) dr[j] *= k;                               \
+                    dr[y] -= scale;                                                           \
+                } else {                                                                      \
+                    const T *tr = t + r * C;                                                  \
+                    loss = 0;                                                                 \
+                    for (pn_size j = 0; j < C; j++) { /* 0 * log 0 counts as 0 */             \
+                        if (tr[j] != 0) {                                                     \
+                            loss -= (double)tr[j] * (double)((xr[j] - mr) - lr);              \
+                            if (kl) loss += (double)tr[j] * log((double)tr[j]);               \
+                        }                                                                     \
                     }                                                                         \
+                    T k = scale * pn_rowsum_##SUF(tr, C) / s[q];                              \
+                    PN_SIMD                                                                   \
+                    for (pn_size j = 0; j < C; j++) dr[j] = dr[j] * k - tr[j] * scale;        \
                 }                                                                             \
-                T k = scale * pn_rowsum_##SUF(tr, C) / s;                                     \
-                PN_SIMD                                                                       \
-                for (pn_size j = 0; j < C; j++) dr[j] = dr[j] * k - tr[j] * scale;            \
+                total += wr * loss;                                                           \
             }                                                                                 \
-            total += wr * loss;                                                               \
         }                                                                                     \
         return total;                                                                         \
     }
@@ -133,16 +137,14 @@
         l = ((xv) > 0 ? (xv) : 0) - (xv) * (tv) + LOG1P(e_);                                  \
         g = ((xv) >= 0 ? 1 : e_) / (1 + e_) - (tv);                                           \
     } while (0)
-#define BCE_BODY_F32(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f32, log1pf, fabsf)
-#define BCE_BODY_F64(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f64, log1p, fabs)
-/* log1p is a libm call: that loop stays scalar (bce is not on the training hot path) */
-#define NO_SIMD(var)
+#define BCE_BODY_F32(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f32, pn_log1p_f32, fabsf)
+#define BCE_BODY_F64(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f64, pn_log1p_f64, fabs)
 
-DEFINE_XENT_KERNEL(float, f32, pn_exp_f32)
-DEFINE_XENT_KERNEL(double, f64, pn_exp_f64)
+DEFINE_XENT_KERNEL(float, f32, pn_log_f32)
+DEFINE_XENT_KERNEL(double, f64, pn_log_f64)
 DEFINE_ELEMENTWISE_LOSS(mse, float, f32, MSE_BODY, PN_SIMD_SUM)
 DEFINE_ELEMENTWISE_LOSS(mse, double, f64, MSE_BODY, PN_SIMD_SUM)
 DEFINE_ELEMENTWISE_LOSS(hinge, float, f32, HINGE_BODY, PN_SIMD_SUM)
 DEFINE_ELEMENTWISE_LOSS(hinge, double, f64, HINGE_BODY, PN_SIMD_SUM)
-DEFINE_ELEMENTWISE_LOSS(bce, float, f32, BCE_BODY_F32, NO_SIMD)
-DEFINE_ELEMENTWISE_LOSS(bce, double, f64, BCE_BODY_F64, NO_SIMD)
+DEFINE_ELEMENTWISE_LOSS(bce, float, f32, BCE_BODY_F32, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(bce, double, f64, BCE_BODY_F64, PN_SIMD_SUM)
