@@ -175,8 +175,8 @@ def softmax_cross_entropy(logits, target, sample_weight=None, out=None):
         t = np.ascontiguousarray(t_in, dtype=np.int64)
         bad_at = _first_label_out_of_range(t, c)
         if bad_at >= 0:
-            raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got "
-                             f"{t[bad_at]} (at row {bad_at})")
+            raise ValueError(f"target labels must be in [0, {c}) for {c} classes; row {bad_at} "
+                             f"holds {t[bad_at]}")
     elif t_in.dtype.kind == "f":
         t = _prob_target(t_in, xa, "probabilities or one-hot")
     else:
