@@ -26,13 +26,12 @@ the loss is computed from logits (no clipping of probabilities is needed, unlike
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
 from . import ops
 
-__all__ = ["LossAdapter", "SGDState", "AdamState", "TrainBuffers", "squared_weight_norm"]
+__all__ = ["AdamState", "LossAdapter", "SGDState", "TrainBuffers", "squared_weight_norm"]
 
 
 class LossAdapter:
@@ -43,7 +42,7 @@ class LossAdapter:
     logistic or identity), written into `out`.
     """
 
-    __slots__ = ("out_activation", "n_outputs", "_scale_value", "_scale_grad", "_kernel")
+    __slots__ = ("_kernel", "_scale_grad", "_scale_value", "n_outputs", "out_activation")
 
     def __init__(self, out_activation: str, n_outputs: int) -> None:
         self.out_activation = out_activation
@@ -64,8 +63,8 @@ class LossAdapter:
             raise ValueError(f"unknown output activation {out_activation!r}")
 
     def __call__(self, outputs: np.ndarray, target: np.ndarray, *,
-                 sample_weight: Optional[np.ndarray] = None,
-                 out: Optional[np.ndarray] = None) -> tuple:
+                 sample_weight: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> tuple:
         value, grad = self._kernel(outputs, target, sample_weight=sample_weight, out=out)
         if self._scale_grad != 1.0:
             np.multiply(grad, grad.dtype.type(self._scale_grad), out=grad)
@@ -196,7 +195,7 @@ class TrainBuffers:
     """What one batch of m rows writes into: gathered inputs/targets/weights, each layer's
     outputs and deltas. Allocated once per (batch size, target layout)."""
 
-    __slots__ = ("x", "y", "w", "acts", "deltas")
+    __slots__ = ("acts", "deltas", "w", "x", "y")
 
     def __init__(self, model, m: int, target: np.ndarray, weighted: bool, gather: bool) -> None:
         dt = model.dtype

@@ -37,6 +37,7 @@ import sys
 import time
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 
@@ -50,8 +51,11 @@ try:
     from sklearn.utils import check_random_state, column_or_1d, shuffle
     from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.class_weight import compute_class_weight
-    from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_target,
-                                          unique_labels)
+    from sklearn.utils.multiclass import (
+        _check_partial_fit_first_call,
+        type_of_target,
+        unique_labels,
+    )
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as _exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
@@ -127,7 +131,7 @@ def _hidden_sizes(hidden_layer_sizes) -> list:
     sizes = list(sizes)
     for s in sizes:
         if isinstance(s, bool) or not isinstance(s, Integral):
-            raise ValueError(f"hidden_layer_sizes must hold ints > 0, got {hidden_layer_sizes!r}")
+            raise TypeError(f"hidden_layer_sizes must hold ints > 0, got {hidden_layer_sizes!r}")
     if any(s <= 0 for s in sizes):
         raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
     return [int(s) for s in sizes]
@@ -136,7 +140,7 @@ def _hidden_sizes(hidden_layer_sizes) -> list:
 class _BaseMLP(BaseEstimator):
     """What MLPClassifier and MLPRegressor share: the fit loop and the network."""
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "solver": [StrOptions({"sgd", "adam"})],
@@ -511,8 +515,7 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement_count += 1
         else:
             self._no_improvement_count = 0
-        if self.loss_curve_[-1] < self.best_loss_:
-            self.best_loss_ = self.loss_curve_[-1]
+        self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
         return None
 
     def _validation_loss(self, outputs, target, sample_weight, loss) -> float:
@@ -679,7 +682,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> clf.fit(X_train, y_train).score(X_test, y_test)
     """)
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **_BaseMLP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
@@ -892,7 +895,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     >>> reg.score(X_test, y_test)
     """)
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **_BaseMLP._parameter_constraints,
         "loss": [StrOptions({"squared_error"})],
     }

@@ -17,21 +17,25 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
-from sklearn.base import clone  # noqa: E402
-from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits,  # noqa: E402
-                              make_classification, make_multilabel_classification,
-                              make_regression)
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.model_selection import (GridSearchCV, cross_val_score,  # noqa: E402
-                                     train_test_split)
-from sklearn.neural_network import MLPClassifier as SkClassifier  # noqa: E402
-from sklearn.neural_network import MLPRegressor as SkRegressor  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.class_weight import compute_class_weight  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.base import clone
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    make_classification,
+    make_multilabel_classification,
+    make_regression,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.neural_network import MLPClassifier as SkClassifier
+from sklearn.neural_network import MLPRegressor as SkRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pynn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from pynn.sklearn import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -65,11 +69,11 @@ def _agree(a, b, rtol=1e-10, atol=1e-12):
 
 # ---- same trajectory as scikit-learn's MLP (float64) -------------------------------------------
 SOLVERS = [
-    dict(solver="sgd", learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=False),
-    dict(solver="sgd", learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=True),
-    dict(solver="sgd", learning_rate_init=0.02, momentum=0.0),
-    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.1, power_t=0.3),
-    dict(solver="adam", learning_rate_init=0.01),
+    {"solver": "sgd", "learning_rate_init": 0.05, "momentum": 0.9, "nesterovs_momentum": False},
+    {"solver": "sgd", "learning_rate_init": 0.05, "momentum": 0.9, "nesterovs_momentum": True},
+    {"solver": "sgd", "learning_rate_init": 0.02, "momentum": 0.0},
+    {"solver": "sgd", "learning_rate": "invscaling", "learning_rate_init": 0.1, "power_t": 0.3},
+    {"solver": "adam", "learning_rate_init": 0.01},
 ]
 
 
@@ -95,8 +99,8 @@ def test_loss_curve_matches_sklearn_multiclass(small_multiclass, solver, activat
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_loss_curve_matches_sklearn_other_targets(kind, solver):
     rng = np.random.default_rng(0)
-    params = dict(hidden_layer_sizes=(10,), solver=solver, learning_rate_init=0.01, alpha=1e-2,
-                  batch_size=50, max_iter=6, tol=0.0, random_state=1)
+    params = {"hidden_layer_sizes": (10,), "solver": solver, "learning_rate_init": 0.01, "alpha": 1e-2,
+                  "batch_size": 50, "max_iter": 6, "tol": 0.0, "random_state": 1}
     fit_kw = {}
     if kind in ("binary", "weighted"):
         X, y = make_classification(n_samples=230, n_features=7, random_state=0)
@@ -123,9 +127,9 @@ def test_loss_curve_matches_sklearn_other_targets(kind, solver):
 
 def test_early_stopping_matches_sklearn(small_multiclass):
     X, y = small_multiclass
-    params = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.05, max_iter=40,
-                  early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
-                  random_state=0)
+    params = {"hidden_layer_sizes": (16,), "solver": "sgd", "learning_rate_init": 0.05, "max_iter": 40,
+                  "early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": 3,
+                  "random_state": 0}
     ours, ref = MLPClassifier(**params).fit(X, y), SkClassifier(**params).fit(X, y)
     assert ours.n_iter_ == ref.n_iter_
     _agree(ours.validation_scores_, ref.validation_scores_)
@@ -137,9 +141,9 @@ def test_early_stopping_matches_sklearn(small_multiclass):
 
 def test_adaptive_learning_rate_matches_sklearn(small_multiclass):
     X, y = small_multiclass
-    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="adaptive",
-                  learning_rate_init=0.5, tol=1e-2, n_iter_no_change=2, max_iter=30,
-                  random_state=0)
+    params = {"hidden_layer_sizes": (8,), "solver": "sgd", "learning_rate": "adaptive",
+                  "learning_rate_init": 0.5, "tol": 1e-2, "n_iter_no_change": 2, "max_iter": 30,
+                  "random_state": 0}
     ours, ref = MLPClassifier(**params).fit(X, y), SkClassifier(**params).fit(X, y)
     assert ours.n_iter_ == ref.n_iter_
     _agree(ours.loss_curve_, ref.loss_curve_, rtol=1e-8)
@@ -149,8 +153,8 @@ def test_explicit_initial_weights_via_warm_start(small_multiclass):
     """Both estimators start from the same given arrays (assigned to coefs_/intercepts_) with
     zero momentum state: the warm-started loss curves agree."""
     X, y = small_multiclass
-    first = dict(hidden_layer_sizes=(12,), solver="sgd", momentum=0.0, learning_rate_init=0.05,
-                 max_iter=1, random_state=0, tol=0.0)
+    first = {"hidden_layer_sizes": (12,), "solver": "sgd", "momentum": 0.0, "learning_rate_init": 0.05,
+                 "max_iter": 1, "random_state": 0, "tol": 0.0}
     ours, ref = MLPClassifier(**first).fit(X, y), SkClassifier(**first).fit(X, y)
     rng = np.random.default_rng(7)
     coefs = [rng.normal(0, 0.3, c.shape) for c in ref.coefs_]
@@ -183,9 +187,9 @@ def _real(name):
 
 
 REAL_SETTINGS = {
-    "digits": dict(hidden_layer_sizes=(64,), learning_rate_init=0.05, max_iter=20),
-    "breast_cancer": dict(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=30),
-    "diabetes": dict(hidden_layer_sizes=(64,), learning_rate_init=0.01, max_iter=60),
+    "digits": {"hidden_layer_sizes": (64,), "learning_rate_init": 0.05, "max_iter": 20},
+    "breast_cancer": {"hidden_layer_sizes": (32,), "learning_rate_init": 0.01, "max_iter": 30},
+    "diabetes": {"hidden_layer_sizes": (64,), "learning_rate_init": 0.01, "max_iter": 60},
 }
 
 
@@ -208,8 +212,8 @@ def test_real_data_at_least_as_good_as_sklearn(name, dtype):
 
 
 # ---- sample_weight and class_weight ---------------------------------------------------------------
-FULL_BATCH = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.1, shuffle=False,
-                  max_iter=10, tol=0.0, random_state=0)
+FULL_BATCH = {"hidden_layer_sizes": (8,), "solver": "sgd", "learning_rate_init": 0.1, "shuffle": False,
+                  "max_iter": 10, "tol": 0.0, "random_state": 0}
 
 
 def test_integer_sample_weight_equals_repetition():
@@ -271,8 +275,8 @@ def test_class_weight_refusals():
 # ---- partial_fit, warm start ----------------------------------------------------------------------
 def test_partial_fit_matches_sklearn_and_fit(small_multiclass):
     X, y = small_multiclass
-    params = dict(hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.05, shuffle=False,
-                  random_state=0, tol=0.0)
+    params = {"hidden_layer_sizes": (10,), "solver": "sgd", "learning_rate_init": 0.05, "shuffle": False,
+                  "random_state": 0, "tol": 0.0}
     ours, ref = MLPClassifier(**params), SkClassifier(**params)
     classes = np.unique(y)
     for _ in range(4):
@@ -302,8 +306,8 @@ def test_warm_start_keeps_optimizer_state(small_multiclass, solver):
     """fit 2 epochs + warm-start fit 3 epochs == fit 5 epochs, bitwise (the momentum / Adam
     moments carry over; scikit-learn would restart them)."""
     X, y = small_multiclass
-    params = dict(hidden_layer_sizes=(10,), solver=solver, learning_rate_init=0.02, tol=0.0,
-                  shuffle=False, random_state=0)
+    params = {"hidden_layer_sizes": (10,), "solver": solver, "learning_rate_init": 0.02, "tol": 0.0,
+                  "shuffle": False, "random_state": 0}
     five = MLPClassifier(**params, max_iter=5).fit(X, y)
     two = MLPClassifier(**params, max_iter=2).fit(X, y)
     two.set_params(warm_start=True, max_iter=3).fit(X, y)
@@ -339,8 +343,8 @@ def test_coefs_are_live_views(small_multiclass):
 # ---- early stopping restores the best weights ---------------------------------------------------
 def test_early_stopping_restores_best_epoch(small_multiclass):
     X, y = small_multiclass
-    params = dict(hidden_layer_sizes=(32,), solver="adam", learning_rate_init=0.05,
-                  early_stopping=True, n_iter_no_change=4, max_iter=60, random_state=0)
+    params = {"hidden_layer_sizes": (32,), "solver": "adam", "learning_rate_init": 0.05,
+                  "early_stopping": True, "n_iter_no_change": 4, "max_iter": 60, "random_state": 0}
     est = MLPClassifier(**params).fit(X, y)
     best = int(np.argmax(est.validation_scores_))
     assert est.best_validation_score_ == max(est.validation_scores_)
@@ -353,7 +357,7 @@ def test_early_stopping_restores_best_epoch(small_multiclass):
 
 # ---- dtype ----------------------------------------------------------------------------------------
 def test_float32_stays_float32(digits):
-    Xtr, Xte, ytr, yte = digits
+    Xtr, Xte, ytr, _ = digits
     est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0)
     est.fit(Xtr.astype(np.float32), ytr)
     assert all(c.dtype == np.float32 for c in est.coefs_ + est.intercepts_)
@@ -376,8 +380,8 @@ def test_float32_stays_float32(digits):
 def test_bitwise_identical_across_thread_counts(solver, dtype):
     X, y = make_classification(n_samples=700, n_features=80, n_informative=30, n_classes=5,
                                random_state=0)
-    params = dict(hidden_layer_sizes=(256, 64), solver=solver, learning_rate_init=0.01,
-                  batch_size=300, max_iter=3, random_state=0, dtype=dtype)
+    params = {"hidden_layer_sizes": (256, 64), "solver": solver, "learning_rate_init": 0.01,
+                  "batch_size": 300, "max_iter": 3, "random_state": 0, "dtype": dtype}
     runs = [MLPClassifier(**params, n_threads=t).fit(X, y) for t in (1, 2)]
     assert runs[0].loss_curve_ == runs[1].loss_curve_
     for a, b in zip(runs[0].coefs_ + runs[0].intercepts_, runs[1].coefs_ + runs[1].intercepts_):
@@ -388,8 +392,8 @@ def test_bitwise_identical_across_thread_counts(solver, dtype):
 # ---- pickling, meta-estimators ---------------------------------------------------------------------
 def test_pickle_roundtrip_and_continue(small_multiclass):
     X, y = small_multiclass
-    params = dict(hidden_layer_sizes=(10,), solver="sgd", momentum=0.9, learning_rate_init=0.02,
-                  max_iter=3, shuffle=False, random_state=0, tol=0.0)
+    params = {"hidden_layer_sizes": (10,), "solver": "sgd", "momentum": 0.9, "learning_rate_init": 0.02,
+                  "max_iter": 3, "shuffle": False, "random_state": 0, "tol": 0.0}
     est = MLPClassifier(**params).fit(X, y)
     copy = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(est.predict_proba(X), copy.predict_proba(X))
@@ -449,19 +453,16 @@ def test_bad_parameters_and_divergence(small_multiclass):
         MLPClassifier(dtype="int32").fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
         MLPClassifier(hidden_layer_sizes=(4, 0)).fit(X, y)
-    with pytest.raises(ValueError, match="non-finite"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50, momentum=0.99,
-                         random_state=0).fit(X * 1e3, y * 1e6)
+    with pytest.raises(ValueError, match="non-finite"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50, momentum=0.99,
+                     random_state=0).fit(X * 1e3, y * 1e6)
 
 
 def test_convergence_warning_like_sklearn(small_multiclass):
     X, y = small_multiclass
     with pytest.warns(ConvergenceWarning):
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ConvergenceWarning)
-            MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
 
 
 def test_import_pynn_does_not_import_sklearn():
