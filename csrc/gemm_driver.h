@@ -41,59 +41,6 @@ void FN(pn_gemm_naive)(T *c, const T *a, const T *b, pn_size m, pn_size n, pn_si
         }
 }
 
-/* ---- packing: transposes are absorbed here ---------------------------------------------------- */
-
-/* Rows i0..i0+mc-1, columns p0..p0+kc-1 of op(A) into MR-row micro-panels (zero padded). */
-static void FN(pack_a)(T *PN_RESTRICT ap, FN(operand) A, pn_size i0, pn_size p0, pn_size mc,
-                       pn_size kc, int mr) {
-    for (pn_size ir = 0; ir < mc; ir += mr) {
-        int rows = (int)(mc - ir < mr ? mc - ir : mr);
-        T *PN_RESTRICT dst = ap + ir * kc;
-        if (!A.trans) {
-            for (int i = 0; i < rows; i++) {
-                const T *PN_RESTRICT src = A.p + (i0 + ir + i) * A.ld + p0;
-                for (pn_size p = 0; p < kc; p++) dst[p * mr + i] = src[p];
-            }
-        } else {
-            const T *PN_RESTRICT src = A.p + p0 * A.ld + i0 + ir;
-            for (pn_size p = 0; p < kc; p++)
-                for (int i = 0; i < rows; i++) dst[p * mr + i] = src[p * A.ld + i];
-        }
-        for (int i = rows; i < mr; i++)
-            for (pn_size p = 0; p < kc; p++) dst[p * mr + i] = 0;
-    }
-}
-
-/* Rows p0..p0+kc-1, columns j0..j0+nc-1 of op(B) into NR-column micro-panels (zero padded). */
-static void FN(pack_b)(T *PN_RESTRICT bp, FN(operand) B, pn_size p0, pn_size j0, pn_size kc,
-                       pn_size nc, int nr) {
-    for (pn_size jr = 0; jr < nc; jr += nr) {
-        int cols = (int)(nc - jr < nr ? nc - jr : nr);
-        T *PN_RESTRICT dst = bp + jr * kc;
-        if (!B.trans) {
-            const T *PN_RESTRICT src = B.p + p0 * B.ld + j0 + jr;
-            if (cols == nr) {
-                for (pn_size p = 0; p < kc; p++)
-                    for (int j = 0; j < nr; j++) dst[p * nr + j] = src[p * B.ld + j];
-            } else {
-                for (pn_size p = 0; p < kc; p++) {
-                    for (int j = 0; j < cols; j++) dst[p * nr + j] = src[p * B.ld + j];
-                    for (int j = cols; j < nr; j++) dst[p * nr + j] = 0;
-                }
-            }
-        } else {
-            for (int j = 0; j < cols; j++) {
-                const T *PN_RESTRICT src = B.p + (j0 + jr + j) * B.ld + p0;
-                for (pn_size p = 0; p < kc; p++) dst[p * nr + j] = src[p];
-            }
-            for (int j = cols; j < nr; j++)
-                for (pn_size p = 0; p < kc; p++) dst[p * nr + j] = 0;
-        }
-    }
-}
-
-/* ---- one thread's block of C ------------------------------------------------------------------ */
-
 /* C[i0:i1, j0:j1] with the packed kernel. Returns 0, or -1 if a buffer could not be allocated. */
 static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
                           pn_size i0, pn_size i1, pn_size j0, pn_size j1, pn_size k,
@@ -104,8 +51,8 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
     const pn_size m = i1 - i0, n = j1 - j0;
     const pn_size mc_max = m < cfg->mc ? (m + MR - 1) / MR * MR : cfg->mc;
     const pn_size nc_max = n < cfg->nc ? (n + NR - 1) / NR * NR : cfg->nc;
-    T *abuf = (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T));
-    T *bbuf = (T *)pn_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(T));
+    T *abuf = (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) + PN_GEMM_PACK_SLACK);
+    T *bbuf = (T *)pn_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(T) + PN_GEMM_PACK_SLACK);
     if (!abuf || !bbuf) return -1;
     const int kact = kernel_act(act), tact = tile_act(act);
 
@@ -114,10 +61,12 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
         for (pn_size s = 0; s < ns; s++) {
             pn_size p0 = s * k / ns, kc = (s + 1) * k / ns - p0;
             int last = s == ns - 1, load_c = accumulate || s > 0;
-            FN(pack_b)(bbuf, B, p0, jc, kc, nc, NR);
+            cfg->pack_b(bbuf, B.trans ? B.p + jc * B.ld + p0 : B.p + p0 * B.ld + jc, B.ld,
+                        B.trans, kc, nc);
             for (pn_size ic = i0; ic < i1; ic += cfg->mc) {
                 pn_size mc = i1 - ic < cfg->mc ? i1 - ic : cfg->mc;
-                FN(pack_a)(abuf, A, ic, p0, mc, kc, MR);
+                cfg->pack_a(abuf, A.trans ? A.p + p0 * A.ld + ic : A.p + ic * A.ld + p0, A.ld,
+                            A.trans, mc, kc);
                 for (pn_size jr = 0; jr < nc; jr += NR) {
                     int nr = (int)(nc - jr < NR ? nc - jr : NR);
                     const T *bias_t = (last && bias) ? bias + jc + jr : NULL;

@@ -35,15 +35,27 @@ typedef void pn_rowk_f64(pn_size k, pn_size n, const double *a, pn_size inca, co
 typedef struct {
     int mr, nr;
     pn_size mc, kc, nc;
+    int lanes; /* vector width in elements (1: scalar) */
     pn_ukr_f32 *ukr;
     pn_rowk_f32 *rowk;
+    /* pack mc rows x kc of op(A) (a at op(A)(0,0), row stride lda of the stored matrix) */
+    void (*pack_a)(float *ap, const float *a, pn_size lda, int trans, pn_size mc, pn_size kc);
+    /* pack kc x nc of op(B) (b at op(B)(0,0)) */
+    void (*pack_b)(float *bp, const float *b, pn_size ldb, int trans, pn_size kc, pn_size nc);
+    float (*fma_probe)(pn_size iters); /* iters x 12 independent FMAs of `lanes` elements */
 } pn_gemm_cfg_f32;
 
 typedef struct {
     int mr, nr;
     pn_size mc, kc, nc;
+    int lanes; /* vector width in elements (1: scalar) */
     pn_ukr_f64 *ukr;
     pn_rowk_f64 *rowk;
+    /* pack mc rows x kc of op(A) (a at op(A)(0,0), row stride lda of the stored matrix) */
+    void (*pack_a)(double *ap, const double *a, pn_size lda, int trans, pn_size mc, pn_size kc);
+    /* pack kc x nc of op(B) (b at op(B)(0,0)) */
+    void (*pack_b)(double *bp, const double *b, pn_size ldb, int trans, pn_size kc, pn_size nc);
+    double (*fma_probe)(pn_size iters); /* iters x 12 independent FMAs of `lanes` elements */
 } pn_gemm_cfg_f64;
 
 extern const pn_gemm_cfg_f32 pn_gemm_cfg_f32_generic;
@@ -59,5 +71,7 @@ extern const pn_gemm_cfg_f64 pn_gemm_cfg_f64_avx512;
 
 #define PN_GEMM_MAX_MR 16
 #define PN_GEMM_MAX_NR 32
+/* Packing may write up to one vector past a panel: buffers carry this slack. */
+#define PN_GEMM_PACK_SLACK 128
 
 #endif /* PYNN_GEMM_KERNEL_H */

@@ -58,8 +58,40 @@
             }                                                                                 \
         }                                                                                     \
     }                                                                                         \
-    const pn_gemm_cfg_##SUF pn_gemm_cfg_##SUF##_generic = {GEN_MR, NR, 128, 256, 2048,       \
-                                                          ukr_##SUF, rowk_##SUF};
+    static T probe_##SUF(pn_size iters) {                                                     \
+        T s[12], x = (T)0.999999, y = (T)1e-7;                                                \
+        for (int q = 0; q < 12; q++) s[q] = (T)q;                                             \
+        for (pn_size it = 0; it < iters; it++)                                                \
+            for (int q = 0; q < 12; q++) s[q] = s[q] * x + y;                                 \
+        T t = 0;                                                                              \
+        for (int q = 0; q < 12; q++) t += s[q];                                               \
+        return t;                                                                             \
+    }                                                                                         \
+    static void pack_a_##SUF(T *PN_RESTRICT ap, const T *PN_RESTRICT a, pn_size lda, int trans, \
+                             pn_size mc, pn_size kc) {                                        \
+        for (pn_size ir = 0; ir < mc; ir += GEN_MR) {                                         \
+            int rows = (int)(mc - ir < GEN_MR ? mc - ir : GEN_MR);                            \
+            T *PN_RESTRICT dst = ap + ir * kc;                                                \
+            for (pn_size p = 0; p < kc; p++)                                                  \
+                for (int i = 0; i < GEN_MR; i++)                                              \
+                    dst[p * GEN_MR + i] =                                                     \
+                        i >= rows ? 0 : trans ? a[p * lda + ir + i] : a[(ir + i) * lda + p];  \
+        }                                                                                     \
+    }                                                                                         \
+    static void pack_b_##SUF(T *PN_RESTRICT bp, const T *PN_RESTRICT b, pn_size ldb, int trans, \
+                             pn_size kc, pn_size nc) {                                        \
+        for (pn_size jr = 0; jr < nc; jr += NR) {                                             \
+            int cols = (int)(nc - jr < NR ? nc - jr : NR);                                    \
+            T *PN_RESTRICT dst = bp + jr * kc;                                                \
+            for (pn_size p = 0; p < kc; p++)                                                  \
+                for (int j = 0; j < NR; j++)                                                  \
+                    dst[p * NR + j] =                                                         \
+                        j >= cols ? 0 : trans ? b[(jr + j) * ldb + p] : b[p * ldb + jr + j];  \
+        }                                                                                     \
+    }                                                                                         \
+    const pn_gemm_cfg_##SUF pn_gemm_cfg_##SUF##_generic = {                                   \
+        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, rowk_##SUF, pack_a_##SUF, pack_b_##SUF,     \
+        probe_##SUF};
 
 DEFINE_GENERIC(float, f32, GEN_NR_F32)
 DEFINE_GENERIC(double, f64, GEN_NR_F64)

@@ -26,7 +26,15 @@ static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT b
                      const T *PN_RESTRICT bias, int act, T alpha) {
     VT acc0[MR], acc1[MR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = V_ZERO();
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = acc1[i] = V_ZERO();
+        /* the C tile is needed at the end: start fetching it now (it may be far away) */
+        if (i < mr) {
+            __builtin_prefetch(c + i * ldc, 1, 3);
+            __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+        }
+    }
+#pragma GCC unroll 4
     for (pn_size p = 0; p < kc; p++) {
         VT b0 = V_LOAD(bp), b1 = V_LOAD(bp + VL);
 #pragma GCC unroll 16
@@ -119,8 +127,99 @@ static void KFN(rowk)(pn_size k, pn_size n, const T *PN_RESTRICT a, pn_size inca
     }
 }
 
+/* ---- packing (see gemm_kernel.h for the formats) --------------------------------------------
+ * a points at op(A)(0, 0) of the block, b at op(B)(0, 0). An ISA file may define
+ * PACK_A_N_FULL(dst, src, lda, kc), PACK_A_T_FULL(...) and PACK_B_T_FULL(...): vectorised
+ * packing of a full micro-panel (MR rows / NR columns) that may write up to one vector past the
+ * panel (the buffers have that slack; later panels overwrite it). */
+static void KFN(pack_a)(T *PN_RESTRICT ap, const T *PN_RESTRICT a, pn_size lda, int trans,
+                        pn_size mc, pn_size kc) {
+    for (pn_size ir = 0; ir < mc; ir += MR) {
+        int rows = (int)(mc - ir < MR ? mc - ir : MR);
+        T *PN_RESTRICT dst = ap + ir * kc;
+        if (!trans) {
+            const T *src = a + ir * lda;
+#ifdef PACK_A_N_FULL
+            if (rows == MR) {
+                PACK_A_N_FULL(dst, src, lda, kc);
+                continue;
+            }
+#endif
+            for (int i = 0; i < rows; i++)
+                for (pn_size p = 0; p < kc; p++) dst[p * MR + i] = src[i * lda + p];
+        } else {
+            const T *src = a + ir;
+#ifdef PACK_A_T_FULL
+            if (rows == MR) {
+                PACK_A_T_FULL(dst, src, lda, kc);
+                continue;
+            }
+#endif
+            for (pn_size p = 0; p < kc; p++)
+                for (int i = 0; i < rows; i++) dst[p * MR + i] = src[p * lda + i];
+        }
+        for (pn_size p = 0; p < kc; p++)
+            for (int i = rows; i < MR; i++) dst[p * MR + i] = 0;
+    }
+}
+
+static void KFN(pack_b)(T *PN_RESTRICT bp, const T *PN_RESTRICT b, pn_size ldb, int trans,
+                        pn_size kc, pn_size nc) {
+    for (pn_size jr = 0; jr < nc; jr += NR) {
+        int cols = (int)(nc - jr < NR ? nc - jr : NR);
+        T *PN_RESTRICT dst = bp + jr * kc;
+        if (!trans) {
+            const T *src = b + jr;
+            if (cols == NR) {
+                for (pn_size p = 0; p < kc; p++) {
+                    V_STORE(dst + p * NR, V_LOAD(src + p * ldb));
+                    V_STORE(dst + p * NR + VL, V_LOAD(src + p * ldb + VL));
+                }
+            } else {
+                for (pn_size p = 0; p < kc; p++) {
+                    for (int j = 0; j < cols; j++) dst[p * NR + j] = src[p * ldb + j];
+                    for (int j = cols; j < NR; j++) dst[p * NR + j] = 0;
+                }
+            }
+        } else {
+            const T *src = b + jr * ldb;
+#ifdef PACK_B_T_FULL
+            if (cols == NR) {
+                PACK_B_T_FULL(dst, src, ldb, kc);
+                continue;
+            }
+#endif
+            for (int j = 0; j < cols; j++)
+                for (pn_size p = 0; p < kc; p++) dst[p * NR + j] = src[j * ldb + p];
+            for (pn_size p = 0; p < kc; p++)
+                for (int j = cols; j < NR; j++) dst[p * NR + j] = 0;
+        }
+    }
+}
+
+/* The FMA-throughput probe for benchmarks: iters x 12 independent vector FMAs (enough chains
+ * to cover the FMA latency on two pipes); returns a value so nothing is optimised away. */
+static T KFN(fma_probe)(pn_size iters) {
+    VT x = V_SET1((T)0.999999), y = V_SET1((T)1e-7);
+    VT s0 = V_ZERO(), s1 = V_SET1(1), s2 = V_SET1(2), s3 = V_SET1(3), s4 = V_SET1(4),
+       s5 = V_SET1(5), s6 = V_SET1(6), s7 = V_SET1(7), s8 = V_SET1(8), s9 = V_SET1(9),
+       s10 = V_SET1(10), s11 = V_SET1(11);
+    for (pn_size it = 0; it < iters; it++) {
+        __asm__ volatile("" : "+x"(x)); /* keep the loop from being folded */
+        s0 = V_FMA(s0, x, y); s1 = V_FMA(s1, x, y); s2 = V_FMA(s2, x, y);
+        s3 = V_FMA(s3, x, y); s4 = V_FMA(s4, x, y); s5 = V_FMA(s5, x, y);
+        s6 = V_FMA(s6, x, y); s7 = V_FMA(s7, x, y); s8 = V_FMA(s8, x, y);
+        s9 = V_FMA(s9, x, y); s10 = V_FMA(s10, x, y); s11 = V_FMA(s11, x, y);
+    }
+    VT t = V_ADD(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)), V_ADD(V_ADD(s4, s5), V_ADD(s6, s7)));
+    t = V_ADD(t, V_ADD(V_ADD(s8, s9), V_ADD(s10, s11)));
+    T out[VL] __attribute__((aligned(64)));
+    V_STORE(out, t);
+    return out[0];
+}
+
 const PN_CAT(pn_gemm_cfg_, SUF) PN_CAT(PN_CAT(pn_gemm_cfg_, SUF), PN_CAT(_, ISA)) = {
-    MR, NR, MC, KC, NC, KFN(ukr), KFN(rowk)};
+    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(rowk), KFN(pack_a), KFN(pack_b), KFN(fma_probe)};
 
 #undef NR
 #undef KFN

@@ -162,6 +162,10 @@ int pn_linear_backward_f64(double *dx, double *dw, double *db, const double *x, 
  * needed; each thread's are also freed when it exits). */
 void pn_gemm_release_buffers(void);
 
+/* The FMA throughput of the active ISA path (flop/s, all `threads` together), measured with
+ * iters x 12 independent vector FMAs per thread: the peak the benchmarks quote. */
+double pn_gemm_fma_peak(int f64, pn_size iters, int threads);
+
 #ifdef __cplusplus
 }
 #endif
