@@ -63,6 +63,21 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
             int last = s == ns - 1, load_c = accumulate || s > 0;
             cfg->pack_b(bbuf, B.trans ? B.p + jc * B.ld + p0 : B.p + p0 * B.ld + jc, B.ld,
                         B.trans, kc, nc);
+            if (nc <= NR) { /* one micro-panel of B: A is used once, read it in place */
+                const T *bias_t = (last && bias) ? bias + jc : NULL;
+                pn_size rsa = A.trans ? 1 : A.ld, csa = A.trans ? A.ld : 1;
+                for (pn_size ir = i0; ir < i1; ir += MR) {
+                    int mr = (int)(i1 - ir < MR ? i1 - ir : MR);
+                    T *ct = c + ir * ldc + jc;
+                    cfg->ukr_sa(kc, A.p + ir * rsa + p0 * csa, rsa, csa, bbuf, ct, ldc, mr,
+                                (int)nc, load_c, bias_t, last ? kact : PN_ACT_IDENTITY, alpha);
+                    if (last && tact >= 0)
+                        for (int i = 0; i < mr; i++)
+                            FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1, nc, tact,
+                                                      alpha);
+                }
+                continue;
+            }
             for (pn_size ic = i0; ic < i1; ic += cfg->mc) {
                 pn_size mc = i1 - ic < cfg->mc ? i1 - ic : cfg->mc;
                 cfg->pack_a(abuf, A.trans ? A.p + p0 * A.ld + ic : A.p + ic * A.ld + p0, A.ld,

@@ -21,6 +21,15 @@ typedef void pn_ukr_f32(pn_size kc, const float *ap, const float *bp, float *c, 
 typedef void pn_ukr_f64(pn_size kc, const double *ap, const double *bp, double *c, pn_size ldc,
                         int mr, int nr, int load_c, const double *bias, int act, double alpha);
 
+/* The micro-kernel with A read in place: element (i, p) of the A block at a[i*rsa + p*csa]
+ * (rows past mr are never read). */
+typedef void pn_ukr_sa_f32(pn_size kc, const float *a, pn_size rsa, pn_size csa, const float *bp,
+                           float *c, pn_size ldc, int mr, int nr, int load_c, const float *bias,
+                           int act, float alpha);
+typedef void pn_ukr_sa_f64(pn_size kc, const double *a, pn_size rsa, pn_size csa,
+                           const double *bp, double *c, pn_size ldc, int mr, int nr, int load_c,
+                           const double *bias, int act, double alpha);
+
 /* One row, unpacked (for products with very few rows, where packing B costs as much as the
  * product): c (n) = [c +] a (k values, stride inca) . B (k x n, row stride ldb), then bias, act.
  * Each element is one FMA chain over p = 0..k-1 in order. */
@@ -37,6 +46,7 @@ typedef struct {
     pn_size mc, kc, nc;
     int lanes; /* vector width in elements (1: scalar) */
     pn_ukr_f32 *ukr;
+    pn_ukr_sa_f32 *ukr_sa;
     pn_rowk_f32 *rowk;
     /* pack mc rows x kc of op(A) (a at op(A)(0,0), row stride lda of the stored matrix) */
     void (*pack_a)(float *ap, const float *a, pn_size lda, int trans, pn_size mc, pn_size kc);
@@ -50,6 +60,7 @@ typedef struct {
     pn_size mc, kc, nc;
     int lanes; /* vector width in elements (1: scalar) */
     pn_ukr_f64 *ukr;
+    pn_ukr_sa_f64 *ukr_sa;
     pn_rowk_f64 *rowk;
     /* pack mc rows x kc of op(A) (a at op(A)(0,0), row stride lda of the stored matrix) */
     void (*pack_a)(double *ap, const double *a, pn_size lda, int trans, pn_size mc, pn_size kc);

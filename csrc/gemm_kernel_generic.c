@@ -35,6 +35,25 @@
                 c[i * ldc + j] = v;                                                           \
             }                                                                                 \
     }                                                                                         \
+    static void ukr_sa_##SUF(pn_size kc, const T *PN_RESTRICT a, pn_size rsa, pn_size csa,   \
+                             const T *PN_RESTRICT bp, T *PN_RESTRICT c, pn_size ldc, int mr,  \
+                             int nr, int load_c, const T *PN_RESTRICT bias, int act,          \
+                             T alpha) {                                                       \
+        T acc[GEN_MR][NR];                                                                    \
+        for (int i = 0; i < GEN_MR; i++)                                                      \
+            for (int j = 0; j < NR; j++) acc[i][j] = 0;                                       \
+        for (pn_size p = 0; p < kc; p++) {                                                    \
+            for (int i = 0; i < mr; i++)                                                      \
+                for (int j = 0; j < NR; j++) acc[i][j] += a[i * rsa + p * csa] * bp[j];      \
+            bp += NR;                                                                         \
+        }                                                                                     \
+        for (int i = 0; i < mr; i++)                                                          \
+            for (int j = 0; j < nr; j++) {                                                    \
+                T v = acc[i][j];                                                              \
+                GEN_EPILOGUE(v, c[i * ldc + j], load_c, bias, j, act, alpha);                 \
+                c[i * ldc + j] = v;                                                           \
+            }                                                                                 \
+    }                                                                                         \
     static void rowk_##SUF(pn_size k, pn_size n, const T *PN_RESTRICT a, pn_size inca,        \
                            const T *PN_RESTRICT b, pn_size ldb, T *PN_RESTRICT c, int load_c, \
                            const T *PN_RESTRICT bias, int act, T alpha) {                     \
@@ -90,7 +109,7 @@
         }                                                                                     \
     }                                                                                         \
     const pn_gemm_cfg_##SUF pn_gemm_cfg_##SUF##_generic = {                                   \
-        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, rowk_##SUF, pack_a_##SUF, pack_b_##SUF,     \
+        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, ukr_sa_##SUF, rowk_##SUF, pack_a_##SUF, pack_b_##SUF,     \
         probe_##SUF};
 
 DEFINE_GENERIC(float, f32, GEN_NR_F32)

@@ -21,31 +21,11 @@ static inline __attribute__((always_inline)) VT KFN(epi)(VT v, const T *cin, int
     return v;
 }
 
-static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT bp,
-                     T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,
-                     const T *PN_RESTRICT bias, int act, T alpha) {
-    VT acc0[MR], acc1[MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        acc0[i] = acc1[i] = V_ZERO();
-        /* the C tile is needed at the end: start fetching it now (it may be far away) */
-        if (i < mr) {
-            __builtin_prefetch(c + i * ldc, 1, 3);
-            __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
-        }
-    }
-#pragma GCC unroll 4
-    for (pn_size p = 0; p < kc; p++) {
-        VT b0 = V_LOAD(bp), b1 = V_LOAD(bp + VL);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            VT av = V_BCAST(ap + i);
-            acc0[i] = V_FMA(av, b0, acc0[i]);
-            acc1[i] = V_FMA(av, b1, acc1[i]);
-        }
-        ap += MR;
-        bp += NR;
-    }
+/* The write-back of an MR x NR accumulator tile: full tiles straight from registers; edge
+ * tiles through the same vector epilogue on staged copies, writing only the valid part. */
+static inline __attribute__((always_inline)) void KFN(store_tile)(
+    VT *acc0, VT *acc1, T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,
+    const T *PN_RESTRICT bias, int act, T alpha) {
     VT alpha_v = V_SET1(alpha);
     if (mr == MR && nr == NR) {
 #pragma GCC unroll 16
@@ -57,7 +37,6 @@ static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT b
         }
         return;
     }
-    /* Edge tile: the same vector epilogue on staged copies; only the valid part is written. */
     T tile[MR * NR] __attribute__((aligned(64)));
     T cin[MR * NR] __attribute__((aligned(64)));
     T bt[NR] __attribute__((aligned(64)));
@@ -77,6 +56,67 @@ static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT b
     }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) c[i * ldc + j] = tile[i * NR + j];
+}
+
+static inline __attribute__((always_inline)) void KFN(prefetch_c)(T *c, pn_size ldc, int mr) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        if (i < mr) { /* the C tile is needed at the end: start fetching it now */
+            __builtin_prefetch(c + i * ldc, 1, 3);
+            __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+        }
+}
+
+static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT bp,
+                     T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,
+                     const T *PN_RESTRICT bias, int act, T alpha) {
+    VT acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = V_ZERO();
+    KFN(prefetch_c)(c, ldc, mr);
+#pragma GCC unroll 4
+    for (pn_size p = 0; p < kc; p++) {
+        VT b0 = V_LOAD(bp), b1 = V_LOAD(bp + VL);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            VT av = V_BCAST(ap + i);
+            acc0[i] = V_FMA(av, b0, acc0[i]);
+            acc1[i] = V_FMA(av, b1, acc1[i]);
+        }
+        ap += MR;
+        bp += NR;
+    }
+    KFN(store_tile)(acc0, acc1, c, ldc, mr, nr, load_c, bias, act, alpha);
+}
+
+/* The same with A read in place (element (i, p) at a[i * rsa + p * csa]): for products whose
+ * B is a single micro-panel wide, where each element of A is used once and packing it would
+ * cost as much as using it. Rows past mr re-read row mr - 1 (in bounds; results dropped). */
+static void KFN(ukr_sa)(pn_size kc, const T *PN_RESTRICT a, pn_size rsa, pn_size csa,
+                        const T *PN_RESTRICT bp, T *PN_RESTRICT c, pn_size ldc, int mr, int nr,
+                        int load_c, const T *PN_RESTRICT bias, int act, T alpha) {
+    VT acc0[MR], acc1[MR];
+    const T *ai[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = acc1[i] = V_ZERO();
+        ai[i] = a + (i < mr ? i : mr - 1) * rsa;
+    }
+    KFN(prefetch_c)(c, ldc, mr);
+    pn_size off = 0;
+#pragma GCC unroll 2
+    for (pn_size p = 0; p < kc; p++) {
+        VT b0 = V_LOAD(bp), b1 = V_LOAD(bp + VL);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            VT av = V_BCAST(ai[i] + off);
+            acc0[i] = V_FMA(av, b0, acc0[i]);
+            acc1[i] = V_FMA(av, b1, acc1[i]);
+        }
+        off += csa;
+        bp += NR;
+    }
+    KFN(store_tile)(acc0, acc1, c, ldc, mr, nr, load_c, bias, act, alpha);
 }
 
 /* One row: 4 vectors of columns at a time (4 independent FMA chains per k step, 8 loads in
@@ -165,17 +205,23 @@ static void KFN(pack_a)(T *PN_RESTRICT ap, const T *PN_RESTRICT a, pn_size lda, 
 
 static void KFN(pack_b)(T *PN_RESTRICT bp, const T *PN_RESTRICT b, pn_size ldb, int trans,
                         pn_size kc, pn_size nc) {
-    for (pn_size jr = 0; jr < nc; jr += NR) {
+    if (!trans) { /* full panels row by row: B is read in order, one stream */
+        pn_size full = nc / NR * NR;
+        for (pn_size p = 0; p < kc; p++) {
+            const T *src = b + p * ldb;
+            T *PN_RESTRICT dst = bp + p * NR;
+            for (pn_size jr = 0; jr < full; jr += NR) {
+                V_STORE(dst + jr * kc, V_LOAD(src + jr));
+                V_STORE(dst + jr * kc + VL, V_LOAD(src + jr + VL));
+            }
+        }
+    }
+    for (pn_size jr = trans ? 0 : nc / NR * NR; jr < nc; jr += NR) {
         int cols = (int)(nc - jr < NR ? nc - jr : NR);
         T *PN_RESTRICT dst = bp + jr * kc;
         if (!trans) {
             const T *src = b + jr;
-            if (cols == NR) {
-                for (pn_size p = 0; p < kc; p++) {
-                    V_STORE(dst + p * NR, V_LOAD(src + p * ldb));
-                    V_STORE(dst + p * NR + VL, V_LOAD(src + p * ldb + VL));
-                }
-            } else {
+            {
                 for (pn_size p = 0; p < kc; p++) {
                     for (int j = 0; j < cols; j++) dst[p * NR + j] = src[p * ldb + j];
                     for (int j = cols; j < NR; j++) dst[p * NR + j] = 0;
@@ -219,7 +265,7 @@ static T KFN(fma_probe)(pn_size iters) {
 }
 
 const PN_CAT(pn_gemm_cfg_, SUF) PN_CAT(PN_CAT(pn_gemm_cfg_, SUF), PN_CAT(_, ISA)) = {
-    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(rowk), KFN(pack_a), KFN(pack_b), KFN(fma_probe)};
+    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(ukr_sa), KFN(rowk), KFN(pack_a), KFN(pack_b), KFN(fma_probe)};
 
 #undef NR
 #undef KFN
