@@ -133,12 +133,15 @@ static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_siz
     const CFG *cfg = FN(active_cfg)();
     const int rows_path = m <= PN_GEMM_ROWS_MAX && !B.trans;
     const int MR = cfg->mr, NR = cfg->nr;
-    /* Split C along the dimension with more micro-tiles (the other operand's packing is then
-     * repeated per thread, the cheaper copy). softmax needs whole rows: split M. */
+    /* Split C along its longer side: each thread then packs its share of one operand and all
+     * of the other, the smaller (K x N when splitting M, M x K when splitting N). Unless that
+     * side has too few micro-tiles to go round. softmax needs whole rows: split M. */
     pn_size tiles_m = (m + MR - 1) / MR, tiles_n = (n + NR - 1) / NR;
-    int split_n = rows_path || (act != PN_ACT_SOFTMAX && tiles_n > tiles_m);
-    pn_size units = split_n ? tiles_n : tiles_m;
     int nt = pn_threads_for(2.0 * (double)m * (double)n * (double)k, PN_GEMM_THREAD_GRAIN);
+    int split_n = n > m ? tiles_n >= nt || tiles_n >= tiles_m : tiles_m < nt && tiles_n > tiles_m;
+    if (rows_path) split_n = 1;
+    if (act == PN_ACT_SOFTMAX) split_n = 0;
+    pn_size units = split_n ? tiles_n : tiles_m;
     if (nt > units) nt = (int)units;
     if (rows_path && act == PN_ACT_SOFTMAX) nt = 1;
     int failed = 0;

@@ -119,53 +119,70 @@ static void KFN(ukr_sa)(pn_size kc, const T *PN_RESTRICT a, pn_size rsa, pn_size
     KFN(store_tile)(acc0, acc1, c, ldc, mr, nr, load_c, bias, act, alpha);
 }
 
-/* One row: 4 vectors of columns at a time (4 independent FMA chains per k step, 8 loads in
- * flight with the unroll by two), then single vectors, then a masked tail. */
+/* One row: c (n) = [c +] a . B. B is streamed row by row (in memory order, 4 rows at a time)
+ * into partial sums that stay in L1, CHUNK columns at a time; each element is still one FMA
+ * chain over p = 0..k-1 in order. */
+#define ROWK_CHUNK (1024 / (int)sizeof(T))
 static void KFN(rowk)(pn_size k, pn_size n, const T *PN_RESTRICT a, pn_size inca,
                       const T *PN_RESTRICT b, pn_size ldb, T *PN_RESTRICT c, int load_c,
                       const T *PN_RESTRICT bias, int act, T alpha) {
     VT alpha_v = V_SET1(alpha);
-    pn_size j = 0;
-    for (; j + 4 * VL <= n; j += 4 * VL) {
-        VT s0 = V_ZERO(), s1 = V_ZERO(), s2 = V_ZERO(), s3 = V_ZERO();
-        const T *bj = b + j;
-        for (pn_size p = 0; p < k; p++) {
-            VT av = V_SET1(a[p * inca]);
-            const T *bpj = bj + p * ldb;
-            s0 = V_FMA(av, V_LOAD(bpj), s0);
-            s1 = V_FMA(av, V_LOAD(bpj + VL), s1);
-            s2 = V_FMA(av, V_LOAD(bpj + 2 * VL), s2);
-            s3 = V_FMA(av, V_LOAD(bpj + 3 * VL), s3);
+    T acc[ROWK_CHUNK] __attribute__((aligned(64)));
+    for (pn_size j0 = 0; j0 < n; j0 += ROWK_CHUNK) {
+        int w = (int)(n - j0 < ROWK_CHUNK ? n - j0 : ROWK_CHUNK);
+        int wv = w / VL * VL; /* full vectors; the rest is masked */
+        MASK_T msk = V_MASK(w - wv);
+        const T *bj = b + j0;
+        for (int j = 0; j < ROWK_CHUNK; j += VL) V_STORE(acc + j, V_ZERO());
+        pn_size p = 0;
+        for (; p + 4 <= k; p += 4) {
+            VT a0 = V_SET1(a[p * inca]), a1 = V_SET1(a[(p + 1) * inca]);
+            VT a2 = V_SET1(a[(p + 2) * inca]), a3 = V_SET1(a[(p + 3) * inca]);
+            const T *b0 = bj + p * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            int j = 0;
+            for (; j < wv; j += VL) {
+                VT v = V_LOAD(acc + j);
+                v = V_FMA(a0, V_LOAD(b0 + j), v);
+                v = V_FMA(a1, V_LOAD(b1 + j), v);
+                v = V_FMA(a2, V_LOAD(b2 + j), v);
+                v = V_FMA(a3, V_LOAD(b3 + j), v);
+                V_STORE(acc + j, v);
+            }
+            if (j < w) {
+                VT v = V_LOAD(acc + j);
+                v = V_FMA(a0, V_LOADM(b0 + j, msk), v);
+                v = V_FMA(a1, V_LOADM(b1 + j, msk), v);
+                v = V_FMA(a2, V_LOADM(b2 + j, msk), v);
+                v = V_FMA(a3, V_LOADM(b3 + j, msk), v);
+                V_STORE(acc + j, v);
+            }
         }
-        V_STORE(c + j, KFN(epi)(s0, c + j, load_c, bias ? bias + j : NULL, act, alpha_v));
-        V_STORE(c + j + VL, KFN(epi)(s1, c + j + VL, load_c, bias ? bias + j + VL : NULL, act,
-                                     alpha_v));
-        V_STORE(c + j + 2 * VL, KFN(epi)(s2, c + j + 2 * VL, load_c,
-                                         bias ? bias + j + 2 * VL : NULL, act, alpha_v));
-        V_STORE(c + j + 3 * VL, KFN(epi)(s3, c + j + 3 * VL, load_c,
-                                         bias ? bias + j + 3 * VL : NULL, act, alpha_v));
-    }
-    for (; j + VL <= n; j += VL) {
-        VT s0 = V_ZERO();
-        for (pn_size p = 0; p < k; p++) s0 = V_FMA(V_SET1(a[p * inca]), V_LOAD(b + p * ldb + j), s0);
-        V_STORE(c + j, KFN(epi)(s0, c + j, load_c, bias ? bias + j : NULL, act, alpha_v));
-    }
-    if (j < n) {
-        MASK_T msk = V_MASK((int)(n - j));
-        VT s0 = V_ZERO();
-        for (pn_size p = 0; p < k; p++)
-            s0 = V_FMA(V_SET1(a[p * inca]), V_LOADM(b + p * ldb + j, msk), s0);
-        T cin[VL] __attribute__((aligned(64)));
-        T bt[VL] __attribute__((aligned(64)));
-        T out[VL] __attribute__((aligned(64)));
-        for (int q = 0; q < VL; q++) {
-            cin[q] = (load_c && j + q < n) ? c[j + q] : 0;
-            bt[q] = (bias && j + q < n) ? bias[j + q] : 0;
+        for (; p < k; p++) {
+            VT a0 = V_SET1(a[p * inca]);
+            const T *b0 = bj + p * ldb;
+            int j = 0;
+            for (; j < wv; j += VL) V_STORE(acc + j, V_FMA(a0, V_LOAD(b0 + j), V_LOAD(acc + j)));
+            if (j < w) V_STORE(acc + j, V_FMA(a0, V_LOADM(b0 + j, msk), V_LOAD(acc + j)));
         }
-        V_STORE(out, KFN(epi)(s0, cin, load_c, bias ? bt : NULL, act, alpha_v));
-        for (pn_size q = 0; j + q < n; q++) c[j + q] = out[q];
+        T *cj = c + j0;
+        int j = 0;
+        for (; j < wv; j += VL)
+            V_STORE(cj + j, KFN(epi)(V_LOAD(acc + j), cj + j, load_c,
+                                     bias ? bias + j0 + j : NULL, act, alpha_v));
+        if (j < w) {
+            T cin[VL] __attribute__((aligned(64)));
+            T bt[VL] __attribute__((aligned(64)));
+            T out[VL] __attribute__((aligned(64)));
+            for (int q = 0; q < VL; q++) {
+                cin[q] = (load_c && j + q < w) ? cj[j + q] : 0;
+                bt[q] = (bias && j + q < w) ? bias[j0 + j + q] : 0;
+            }
+            V_STORE(out, KFN(epi)(V_LOAD(acc + j), cin, load_c, bias ? bt : NULL, act, alpha_v));
+            for (int q = 0; j + q < w; q++) cj[j + q] = out[q];
+        }
     }
 }
+#undef ROWK_CHUNK
 
 /* ---- packing (see gemm_kernel.h for the formats) --------------------------------------------
  * a points at op(A)(0, 0) of the block, b at op(B)(0, 0). An ISA file may define
