@@ -118,6 +118,45 @@ static void FN(gemm_rows)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
 
 /* ---- the whole product: threads over disjoint blocks of C ------------------------------------- */
 
+typedef struct {
+    const CFG *cfg;
+    T *c;
+    FN(operand) A, B;
+    pn_size m, n, k;
+    int accumulate;
+    const T *bias;
+    int act;
+    T alpha;
+    int rows_path, split_n;
+    pn_size units; /* micro-tiles along the split side */
+} FN(gemm_job);
+
+/* Thread t of nth: its share of the micro-tiles along the split side. */
+static int FN(gemm_part)(const FN(gemm_job) *job, int t, int nth) {
+    const int MR = job->cfg->mr, NR = job->cfg->nr;
+    pn_size m = job->m, n = job->n;
+    pn_size u0 = job->units * t / nth, u1 = job->units * (t + 1) / nth;
+    pn_size i0 = 0, i1 = m, j0 = 0, j1 = n;
+    if (job->split_n) {
+        j0 = u0 * NR;
+        j1 = u1 * NR < n ? u1 * NR : n;
+    } else {
+        i0 = u0 * MR;
+        i1 = u1 * MR < m ? u1 * MR : m;
+    }
+    if (i0 >= i1 || j0 >= j1) return 0;
+    if (job->rows_path)
+        FN(gemm_rows)(job->cfg, job->c, n, job->A, job->B, i0, i1, j0, j1, job->k,
+                      job->accumulate, job->bias, job->act, job->alpha);
+    else if (FN(gemm_block)(job->cfg, job->c, n, job->A, job->B, i0, i1, j0, j1, job->k,
+                            job->accumulate, job->bias, job->act, job->alpha) != 0)
+        return -1;
+    if (job->act == PN_ACT_SOFTMAX)
+        FN(pn_activation_forward)(job->c + i0 * n, job->c + i0 * n, i1 - i0, n, PN_ACT_SOFTMAX,
+                                  job->alpha);
+    return 0;
+}
+
 static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_size n, pn_size k,
                            int accumulate, const T *bias, int act, T alpha) {
     if (m <= 0 || n <= 0) return 0;
@@ -144,34 +183,18 @@ static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_siz
     pn_size units = split_n ? tiles_n : tiles_m;
     if (nt > units) nt = (int)units;
     if (rows_path && act == PN_ACT_SOFTMAX) nt = 1;
+    FN(gemm_job) job = {cfg, c, A, B, m, n, k, accumulate, bias, act, alpha, rows_path, split_n,
+                        units};
+    if (nt <= 1) return FN(gemm_part)(&job, 0, 1); /* no fork/join for one thread */
     int failed = 0;
-
-    PN_OMP(parallel num_threads(nt) if (nt > 1) reduction(| : failed))
+    PN_OMP(parallel num_threads(nt) reduction(| : failed))
     {
         int t = 0, nth = 1;
 #ifdef PN_OPENMP
         t = omp_get_thread_num();
         nth = omp_get_num_threads();
 #endif
-        pn_size u0 = units * t / nth, u1 = units * (t + 1) / nth;
-        pn_size i0 = 0, i1 = m, j0 = 0, j1 = n;
-        if (split_n) {
-            j0 = u0 * NR;
-            j1 = u1 * NR < n ? u1 * NR : n;
-        } else {
-            i0 = u0 * MR;
-            i1 = u1 * MR < m ? u1 * MR : m;
-        }
-        if (i0 < i1 && j0 < j1) {
-            if (rows_path)
-                FN(gemm_rows)(cfg, c, n, A, B, i0, i1, j0, j1, k, accumulate, bias, act, alpha);
-            else
-                failed |= FN(gemm_block)(cfg, c, n, A, B, i0, i1, j0, j1, k, accumulate, bias,
-                                         act, alpha) != 0;
-            if (act == PN_ACT_SOFTMAX && !failed)
-                FN(pn_activation_forward)(c + i0 * n, c + i0 * n, i1 - i0, n, PN_ACT_SOFTMAX,
-                                          alpha);
-        }
+        failed |= FN(gemm_part)(&job, t, nth) != 0;
     }
     return failed ? -1 : 0;
 }
@@ -242,17 +265,20 @@ int FN(pn_linear_backward)(T *dx, T *dw, T *db, const T *x, const T *w, const T 
         pn_size units = (o + 63) / 64;
         int nt = pn_threads_for((double)n * (double)o, PN_DZ_THREAD_GRAIN);
         if (nt > units) nt = (int)units;
-        PN_OMP(parallel num_threads(nt) if (nt > 1))
-        {
-            int t = 0, nth = 1;
+        if (nt <= 1) {
+            FN(dz_colsum)(dz, db, y, dy, n, o, 0, o, act, alpha, accumulate);
+        } else {
+            PN_OMP(parallel num_threads(nt))
+            {
+                int t = 0, nth = 1;
 #ifdef PN_OPENMP
-            t = omp_get_thread_num();
-            nth = omp_get_num_threads();
+                t = omp_get_thread_num();
+                nth = omp_get_num_threads();
 #endif
-            pn_size j0 = units * t / nth * 64, j1 = units * (t + 1) / nth * 64;
-            if (j1 > o) j1 = o;
-            if (j0 < j1 || (t == 0 && o == 0))
-                FN(dz_colsum)(dz, db, y, dy, n, o, j0, j1, act, alpha, accumulate);
+                pn_size j0 = units * t / nth * 64, j1 = units * (t + 1) / nth * 64;
+                if (j1 > o) j1 = o;
+                if (j0 < j1) FN(dz_colsum)(dz, db, y, dy, n, o, j0, j1, act, alpha, accumulate);
+            }
         }
     }
     const T *g = dz ? dz : dy;

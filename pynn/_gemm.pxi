@@ -40,6 +40,9 @@ cdef int _gemm_activation(object name, bint backward) except -1:
     return code
 
 
+from libc.math cimport isfinite
+
+
 cdef inline bint _overlap(cnp.ndarray x, cnp.ndarray y):
     """True if the memory ranges of two contiguous arrays intersect."""
     cdef char *x0 = <char *>cnp.PyArray_DATA(x)
@@ -50,20 +53,45 @@ cdef inline bint _overlap(cnp.ndarray x, cnp.ndarray y):
     return x0 < y0 + yn and y0 < x0 + xn
 
 
-cdef cnp.ndarray _gemm_out(object out, str name, tuple shape, object dtype, list inputs):
-    """A checked in-place output (exact shape and dtype, C-contiguous, writeable, overlapping no
-    input), or a new array when out is None."""
+cdef inline cnp.ndarray _operand(object x, str name, int typenum):
+    """x as an aligned C-contiguous float array: as is when it already is one (the fast path of
+    a small call), else through _float_array (copy of strided input, dtype errors).
+    typenum -1 accepts float32 or float64; otherwise the dtype must be that one."""
+    cdef cnp.ndarray arr
+    cdef int t
+    if isinstance(x, cnp.ndarray):
+        arr = <cnp.ndarray>x
+        t = cnp.PyArray_TYPE(arr)
+        if ((t == typenum or (typenum < 0 and (t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)))
+                and cnp.PyArray_ISCARRAY_RO(arr)):
+            return arr
+    if typenum < 0:
+        return _float_array(x, name)
+    return _float_array(x, name, _FLOAT32 if typenum == cnp.NPY_FLOAT32 else _FLOAT64)
+
+
+cdef cnp.ndarray _gemm_out(object out, str name, int ndim, cnp.npy_intp d0, cnp.npy_intp d1,
+                           int typenum, list inputs):
+    """A checked in-place output of shape (d0, d1) (or (d0,) when ndim == 1): exact shape and
+    dtype, C-contiguous, aligned, writeable, overlapping no input. None allocates one."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = d0
+    dims[1] = d1
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        return cnp.PyArray_EMPTY(ndim, dims, typenum, 0)
     if not isinstance(out, cnp.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>out
-    if arr.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype} (the inputs' dtype), got {arr.dtype}")
-    if cnp.PyArray_NDIM(arr) != len(shape) or tuple((<object>arr).shape) != shape:
-        raise ValueError(f"{name} must have shape {_shape_str(shape)}, got "
+    if cnp.PyArray_TYPE(arr) != typenum:
+        want_dt = "float32" if typenum == cnp.NPY_FLOAT32 else "float64"
+        raise TypeError(f"{name} must have dtype {want_dt} (the inputs' dtype), "
+                        f"got {arr.dtype}")
+    cdef tuple want = (<object>d0, <object>d1) if ndim == 2 else (<object>d0,)
+    if (cnp.PyArray_NDIM(arr) != ndim or cnp.PyArray_DIMS(arr)[0] != d0
+            or (ndim == 2 and cnp.PyArray_DIMS(arr)[1] != d1)):
+        raise ValueError(f"{name} must have shape {_shape_str(want)}, got "
                          f"{_shape_str((<object>arr).shape)}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):
+    if not cnp.PyArray_ISCARRAY_RO(arr):
         raise ValueError(f"{name} must be C-contiguous and aligned (it is written in place)")
     if not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} must be writeable")
@@ -74,6 +102,12 @@ cdef cnp.ndarray _gemm_out(object out, str name, tuple shape, object dtype, list
             if _overlap(arr, other):
                 raise ValueError(f"{name} must not overlap an input array")
     return arr
+
+
+cdef inline double _alpha(object alpha) except? -1.0:
+    if type(alpha) is float and isfinite(<double>alpha):
+        return <double>alpha
+    return _finite_float(alpha, "alpha")
 
 
 cdef inline void _check_2d(cnp.ndarray arr, str name, str letters) except *:
@@ -101,23 +135,26 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, accumulate=False):
     c : ndarray (M, N)
         ``out`` when given. Results are bitwise the same at any thread count.
     """
-    cdef cnp.ndarray A = _float_array(a, "a")
-    cdef cnp.ndarray B = _float_array(b, "b", A.dtype)
-    _check_2d(A, "a", "(K, M)" if trans_a else "(M, K)")
-    _check_2d(B, "b", "(N, K)" if trans_b else "(K, N)")
-    cdef bint ta = bool(trans_a), tb = bool(trans_b), acc = bool(accumulate)
-    cdef pn_size m = A.shape[1] if ta else A.shape[0]
-    cdef pn_size ka = A.shape[0] if ta else A.shape[1]
-    cdef pn_size kb = B.shape[1] if tb else B.shape[0]
-    cdef pn_size n = B.shape[0] if tb else B.shape[1]
+    cdef bint ta = trans_a, tb = trans_b, acc = accumulate
+    cdef cnp.ndarray A = _operand(a, "a", -1)
+    cdef int typenum = cnp.PyArray_TYPE(A)
+    cdef cnp.ndarray B = _operand(b, "b", typenum)
+    _check_2d(A, "a", "(K, M)" if ta else "(M, K)")
+    _check_2d(B, "b", "(N, K)" if tb else "(K, N)")
+    cdef cnp.npy_intp *da = cnp.PyArray_DIMS(A)
+    cdef cnp.npy_intp *db = cnp.PyArray_DIMS(B)
+    cdef pn_size m = da[1] if ta else da[0]
+    cdef pn_size ka = da[0] if ta else da[1]
+    cdef pn_size kb = db[1] if tb else db[0]
+    cdef pn_size n = db[0] if tb else db[1]
     if ka != kb:
         raise ValueError(f"matmul: inner dimensions differ: op(a) is ({m}, {ka}) and op(b) is "
                          f"({kb}, {n}) (trans_a={ta}, trans_b={tb})")
     if acc and out is None:
         raise ValueError("accumulate=True needs out= (the array to add into)")
-    cdef cnp.ndarray C = _gemm_out(out, "out", (m, n), A.dtype, [A, B])
+    cdef cnp.ndarray C = _gemm_out(out, "out", 2, m, n, typenum, [A, B])
     cdef int rc
-    if _is_f32(A):
+    if typenum == cnp.NPY_FLOAT32:
         with nogil:
             rc = pn_gemm_f32(<float *>cnp.PyArray_DATA(C), <const float *>cnp.PyArray_DATA(A),
                              <const float *>cnp.PyArray_DATA(B), m, n, ka, ta, tb, acc)
@@ -178,25 +215,27 @@ def linear(x, w, b=None, *, activation="identity", alpha=0.01, out=None):
     y : ndarray (N, O)
     """
     cdef int act = _gemm_activation(activation, False)
-    cdef double alph = _finite_float(alpha, "alpha")
-    cdef cnp.ndarray X = _float_array(x, "x")
-    cdef cnp.ndarray W = _float_array(w, "w", X.dtype)
+    cdef double alph = _alpha(alpha)
+    cdef cnp.ndarray X = _operand(x, "x", -1)
+    cdef int typenum = cnp.PyArray_TYPE(X)
+    cdef cnp.ndarray W = _operand(w, "w", typenum)
     _check_2d(X, "x", "(N, I)")
     _check_2d(W, "w", "(I, O)")
-    cdef pn_size n = X.shape[0], i = X.shape[1], o = W.shape[1]
-    if W.shape[0] != i:
+    cdef pn_size n = cnp.PyArray_DIMS(X)[0], i = cnp.PyArray_DIMS(X)[1]
+    cdef pn_size o = cnp.PyArray_DIMS(W)[1]
+    if cnp.PyArray_DIMS(W)[0] != i:
         raise ValueError(f"w must have shape (I, O) with I = {i} (x's columns), got shape "
                          f"{_shape_str((<object>W).shape)}")
     cdef cnp.ndarray Bv = None
     if b is not None:
-        Bv = _float_array(b, "b", X.dtype)
-        if cnp.PyArray_NDIM(Bv) != 1 or Bv.shape[0] != o:
+        Bv = _operand(b, "b", typenum)
+        if cnp.PyArray_NDIM(Bv) != 1 or cnp.PyArray_DIMS(Bv)[0] != o:
             raise ValueError(f"b must have shape ({o},) (w's columns), got shape "
                              f"{_shape_str((<object>Bv).shape)}")
-    cdef cnp.ndarray Y = _gemm_out(out, "out", (n, o), X.dtype, [X, W, Bv])
+    cdef cnp.ndarray Y = _gemm_out(out, "out", 2, n, o, typenum, [X, W, Bv])
     cdef int rc
     cdef void *bp = cnp.PyArray_DATA(Bv) if Bv is not None else NULL
-    if _is_f32(X):
+    if typenum == cnp.NPY_FLOAT32:
         with nogil:
             rc = pn_linear_forward_f32(<float *>cnp.PyArray_DATA(Y),
                                        <const float *>cnp.PyArray_DATA(X),
@@ -247,40 +286,41 @@ def linear_backward(x, w, y, dy, *, activation="identity", alpha=0.01, need_dx=T
     db : ndarray (O,)
     """
     cdef int act = _gemm_activation(activation, True)
-    cdef double alph = _finite_float(alpha, "alpha")
-    cdef cnp.ndarray X = _float_array(x, "x")
-    cdef object dt = X.dtype
-    cdef cnp.ndarray W = _float_array(w, "w", dt)
-    cdef cnp.ndarray Yv = _float_array(y, "y", dt)
-    cdef cnp.ndarray DY = _float_array(dy, "dy", dt)
+    cdef double alph = _alpha(alpha)
+    cdef cnp.ndarray X = _operand(x, "x", -1)
+    cdef int typenum = cnp.PyArray_TYPE(X)
+    cdef cnp.ndarray W = _operand(w, "w", typenum)
+    cdef cnp.ndarray Yv = _operand(y, "y", typenum)
+    cdef cnp.ndarray DY = _operand(dy, "dy", typenum)
     _check_2d(X, "x", "(N, I)")
     _check_2d(W, "w", "(I, O)")
     _check_2d(Yv, "y", "(N, O)")
     _check_2d(DY, "dy", "(N, O)")
-    cdef pn_size n = X.shape[0], i = X.shape[1], o = W.shape[1]
-    if W.shape[0] != i:
+    cdef pn_size n = cnp.PyArray_DIMS(X)[0], i = cnp.PyArray_DIMS(X)[1]
+    cdef pn_size o = cnp.PyArray_DIMS(W)[1]
+    if cnp.PyArray_DIMS(W)[0] != i:
         raise ValueError(f"w must have shape (I, O) with I = {i} (x's columns), got shape "
                          f"{_shape_str((<object>W).shape)}")
-    if Yv.shape[0] != n or Yv.shape[1] != o:
+    if cnp.PyArray_DIMS(Yv)[0] != n or cnp.PyArray_DIMS(Yv)[1] != o:
         raise ValueError(f"y must have shape ({n}, {o}) (N from x, O from w), got shape "
                          f"{_shape_str((<object>Yv).shape)}")
-    if DY.shape[0] != n or DY.shape[1] != o:
+    if cnp.PyArray_DIMS(DY)[0] != n or cnp.PyArray_DIMS(DY)[1] != o:
         raise ValueError(f"dy must have shape ({n}, {o}) (the shape of y), got shape "
                          f"{_shape_str((<object>DY).shape)}")
-    cdef bint acc = bool(accumulate), ndx = bool(need_dx)
+    cdef bint acc = accumulate, ndx = need_dx
     if acc and (dw is None or db is None):
         raise ValueError("accumulate=True needs dw= and db= (the gradient buffers to add into)")
     if not ndx and dx is not None:
         raise ValueError("dx= was given but need_dx=False")
     cdef list inputs = [X, W, Yv, DY]
-    cdef cnp.ndarray DW = _gemm_out(dw, "dw", (i, o), dt, inputs)
-    cdef cnp.ndarray DB = _gemm_out(db, "db", (o,), dt, inputs + [DW])
+    cdef cnp.ndarray DW = _gemm_out(dw, "dw", 2, i, o, typenum, inputs)
+    cdef cnp.ndarray DB = _gemm_out(db, "db", 1, o, 0, typenum, inputs + [DW])
     cdef cnp.ndarray DX = None
     if ndx:
-        DX = _gemm_out(dx, "dx", (n, i), dt, inputs + [DW, DB])
+        DX = _gemm_out(dx, "dx", 2, n, i, typenum, inputs + [DW, DB])
     cdef void *dxp = cnp.PyArray_DATA(DX) if DX is not None else NULL
     cdef int rc
-    if _is_f32(X):
+    if typenum == cnp.NPY_FLOAT32:
         with nogil:
             rc = pn_linear_backward_f32(<float *>dxp, <float *>cnp.PyArray_DATA(DW),
                                         <float *>cnp.PyArray_DATA(DB),
