@@ -9,7 +9,8 @@ same thread count. pynn writes into preallocated out= buffers, as a training loo
 references allocate their results, as NumPy code does.
 
     flock /tmp/pynn-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-        python bench/bench_ops.py [--quick] [--threads 1 2] [--json bench/results/ops.json]
+        python bench/bench_ops.py [--quick] [--threads 1 2] [--samples 9] [--json FILE]
+    python bench/bench_ops.py --markdown FILE    # a results file as a markdown table
 """
 from __future__ import annotations
 
@@ -180,12 +181,36 @@ def machine_info() -> dict:
     return info
 
 
+def markdown(result: dict) -> str:
+    """The results as a markdown table (for the README)."""
+    info = result["machine"]
+    triads = {r["threads"]: r["triad_gb_per_s"] for r in result["results"]}
+    lines = [f"{info['cpu']}, {info['cores']} cores, ISA path {info['pynn']['isa_selected']}, "
+             f"NumPy {info['numpy']}, {info['date'][:10]}; triad "
+             + ", ".join(f"{v:.1f} GB/s at {k}T" for k, v in sorted(triads.items())) + ".",
+             "",
+             "| kernel | shape | threads | pynn (us) | NumPy (us) | speedup | GB/s | % triad |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["results"]:
+        lines.append(f"| {r['kernel']} | {'x'.join(map(str, r['shape']))} | {r['threads']} | "
+                     f"{r['pynn_s'] * 1e6:.1f} | {r['numpy_s'] * 1e6:.1f} | "
+                     f"{r['speedup']:.2f}x | {r['gb_per_s']:.1f} | {r['pct_of_triad']:.0f}% |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--samples", type=int, default=9, help="interleaved pairs per case")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="print the table of a results JSON written earlier, and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        result = json.loads(args.markdown.read_text())
+        print(markdown(result))
+        return result
 
     info = machine_info()
     print(f"# {info['cpu']}, {info['cores']} cores, isa {pynn.get_isa()}, numpy "
@@ -203,7 +228,7 @@ def main(argv=None) -> dict:
             kernel, shape, nbytes, ours, theirs = case[:5]
             residual = (_sgd_residual(rng) if len(case) > 5 else
                         _residual(ours(), theirs()))
-            t_ours, t_np, ratio = compare(ours, theirs)
+            t_ours, t_np, ratio = compare(ours, theirs, samples=args.samples)
             gbs = nbytes / t_ours / 1e9
             row = {"kernel": kernel, "shape": list(shape), "threads": nt, "dtype": "float32",
                    "pynn_s": t_ours, "numpy_s": t_np, "speedup": ratio, "gb_per_s": gbs,

@@ -58,8 +58,8 @@ void pn_activation_backward_f32(float *dx, const float *y, const float *dy, pn_s
 void pn_activation_backward_f64(double *dx, const double *y, const double *dy, pn_size rows,
                                 pn_size cols, int act, double alpha);
 
-/* db = column sums of dz (N, O) -> (O): the bias gradient. Overwrites db; accumulated in double,
- * rows in order. */
+/* db = column sums of dz (N, O) -> (O): the bias gradient. Overwrites db; groups of 4 rows are
+ * summed in T, then accumulated in double, in row order. */
 void pn_bias_grad_f32(float *db, const float *dz, pn_size N, pn_size O);
 void pn_bias_grad_f64(double *db, const double *dz, pn_size N, pn_size O);
 

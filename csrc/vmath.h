@@ -67,6 +67,27 @@ static inline float pn_exp_f32(float x) {
     return p * pn_f32_from_bits((n1 + 127) << 23) * pn_f32_from_bits((n2 + 127) << 23);
 }
 
+/* exp(x) for x <= 0 where results below FLT_MIN may flush to 0 (tanh's exp(-2|x|): there 1 - e
+ * and 1 + e round to 1 long before): one clamp and one scale factor fewer than pn_exp_f32. */
+static inline float pn_expneg_f32(float x) {
+    float xc = x < -87.0f ? -87.0f : x; /* exp(-87) > FLT_MIN: 2^n stays normal */
+    const float shifter = 12582912.0f;
+    float shifted = xc * 1.44269504088896341f + shifter;
+    int32_t n = pn_f32_bits(shifted) - pn_f32_bits(shifter);
+    float fn = shifted - shifter;
+    float r = xc - fn * 0.693145751953125f;
+    r = r - fn * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return p * pn_f32_from_bits((n + 127) << 23);
+}
+
 /* exp(x) in double. */
 static inline double pn_exp_f64(double x) {
     double xc = x < -746.0 ? -746.0 : x;
@@ -181,7 +202,7 @@ static inline double pn_sigmoid_f64(double x) {
  * x^11 (truncation < 1e-10 relative). */
 static inline float pn_tanh_f32(float x) {
     float ax = fabsf(x);
-    float e = pn_exp_f32(-2.0f * ax);
+    float e = pn_expneg_f32(-2.0f * ax);
     float big = copysignf((1.0f - e) / (1.0f + e), x);
     float z = x * x;
     float p = -1382.0f / 155925.0f;

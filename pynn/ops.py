@@ -103,7 +103,7 @@ def softmax(x: ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def bias_grad(dz: ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
-    """Bias gradient: the column sums of ``dz`` (n, o), accumulated in double, rows in order.
+    """Bias gradient: the column sums of ``dz`` (n, o), accumulated in double in row order.
 
     Parameters
     ----------

@@ -97,15 +97,23 @@
         }                                                                                     \
     }                                                                                         \
     /* db[j] = sum_i dz[i, j] over rows [0, N) for columns [0, O) (rows ld apart): overwrites  \
-     * db. Accumulated in double, rows in order, in blocks of 2048 columns (16 KB of            \
-     * accumulators; a block spans whole 4 KB pages, which the prefetchers follow). */          \
+     * db. Rows are added in fours ((r0 + r1) + (r2 + r3) in T), each four into a double        \
+     * accumulator, in row order; blocks of 2048 columns (16 KB of accumulators; a block spans  \
+     * whole 4 KB pages, which the prefetchers follow). */                                      \
     void PN_ISA_FN(pn_bias_grad_cols_##SUF)(T * db, const T *dz, pn_size N, pn_size O,        \
                                             pn_size ld) {                                     \
         double acc[2048];                                                                     \
         for (pn_size c0 = 0; c0 < O; c0 += 2048) {                                            \
             pn_size w = O - c0 < 2048 ? O - c0 : 2048;                                        \
             for (pn_size j = 0; j < w; j++) acc[j] = 0;                                       \
-            for (pn_size i = 0; i < N; i++) {                                                 \
+            pn_size i = 0;                                                                    \
+            for (; i + 4 <= N; i += 4) { /* 4 rows a pass: (r0 + r1) + (r2 + r3), then acc */  \
+                const T *r0 = dz + i * ld + c0, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;   \
+                PN_SIMD                                                                       \
+                for (pn_size j = 0; j < w; j++)                                               \
+                    acc[j] += (double)((r0[j] + r1[j]) + (r2[j] + r3[j]));                    \
+            }                                                                                 \
+            for (; i < N; i++) {                                                              \
                 const T *row = dz + i * ld + c0;                                              \
                 PN_SIMD                                                                       \
                 for (pn_size j = 0; j < w; j++) acc[j] += (double)row[j];                     \
