@@ -63,7 +63,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without scikit-
         f"pip install 'scikit-learn>=1.6'); importing it failed: {_exc}") from _exc
 
 from . import _core, ops
-from ._mlp_engine import AdamState, LossAdapter, SGDState, TrainBuffers, squared_weight_norm
+from ._mlp_engine import AdamState, LossAdapter, SGDState, TrainBuffers, WeightNorm
 from .layers import Dense
 from .model import Sequential
 
@@ -279,6 +279,7 @@ class _BaseMLP(BaseEstimator):
         self._intercept_views = tuple(layer.b for layer in net.layers)
         self.coefs_ = list(self._coef_views)
         self.intercepts_ = list(self._intercept_views)
+        self._weight_norm = WeightNorm(net)
 
     def _sync_coefs(self) -> None:
         """Copy user-assigned coefs_/intercepts_ arrays into the network (checked first)."""
@@ -445,7 +446,7 @@ class _BaseMLP(BaseEstimator):
         net = self._network
         forward_backward = net._forward_backward
         alpha = float(self.alpha)
-        weights = self._coef_views
+        weight_norm = self._weight_norm
         n = X.shape[0]
         accumulated = 0.0
         take = np.take
@@ -475,7 +476,7 @@ class _BaseMLP(BaseEstimator):
             decay = 0.0
             if alpha:
                 decay = alpha / weight_sum
-                value += 0.5 * alpha * squared_weight_norm(weights) / weight_sum
+                value += 0.5 * alpha * weight_norm() / weight_sum
             state.step(decay)
             accumulated += value * size
         return accumulated
@@ -527,7 +528,7 @@ class _BaseMLP(BaseEstimator):
         if self.alpha:
             total = float(outputs.shape[0]) if sample_weight is None else float(
                 sample_weight.sum(dtype=np.float64))
-            value += 0.5 * self.alpha * squared_weight_norm(self._coef_views) / total
+            value += 0.5 * self.alpha * self._weight_norm() / total
         return float(value)
 
     # ---- prediction ----------------------------------------------------------------------------
@@ -546,7 +547,8 @@ class _BaseMLP(BaseEstimator):
             self._sync_coefs()
         state = super().__getstate__()
         state = dict(state)
-        for key in ("coefs_", "intercepts_", "_coef_views", "_intercept_views"):
+        for key in ("coefs_", "intercepts_", "_coef_views", "_intercept_views",
+                    "_weight_norm"):
             state.pop(key, None)
         if "_train_buffers" in state:
             state["_train_buffers"] = {}
