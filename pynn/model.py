@@ -201,6 +201,7 @@ class Sequential:
         offset = 0
         for layer in self.layers:
             offset = layer._bind(self.params, self.grads, offset)
+        self._n_in, self._n_out = self.layers[0].in_features, self.layers[-1].out_features
         # Per-layer kernel arguments, looked up once instead of per call.
         self._layer_args = [(layer._W, layer._b, layer.activation, layer.alpha)
                             for layer in self.layers]
@@ -281,7 +282,7 @@ class Sequential:
     def _check_X(self, X: object, name: str = "X", allow_empty: bool = True) -> np.ndarray:
         """X as a C-contiguous (n, in_features) array of the model's dtype, finite."""
         if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
-                and X.shape[1] == self.in_features and X.flags.c_contiguous):
+                and X.shape[1] == self._n_in and X.flags.c_contiguous):
             X = self._convert_X(X, name)
         if X.shape[0] == 0 and not allow_empty:
             raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
@@ -321,10 +322,13 @@ class Sequential:
         linear = ops.linear
         n = X.shape[0]
         # Another thread using this model's buffers at this moment: use private ones instead.
-        locked = self._infer_lock.acquire(blocking=False)
+        lock = self._infer_lock
+        locked = lock.acquire(False)
         try:
-            bufs = self._hidden_buffers(n) if locked else \
-                [np.empty((n, layer.out_features), self.dtype) for layer in self.layers[:-1]]
+            bufs = self._infer_buffers.get(n) if locked else None
+            if bufs is None:
+                bufs = self._hidden_buffers(n) if locked else \
+                    [np.empty((n, layer.out_features), self.dtype) for layer in self.layers[:-1]]
             a = X
             for (W, b, act, alpha), buf in zip(self._layer_args, bufs):
                 linear(a, W, b, activation=act, alpha=alpha, out=buf)
@@ -333,11 +337,11 @@ class Sequential:
             linear(a, W, b, activation=act, alpha=alpha, out=out)
         finally:
             if locked:
-                self._infer_lock.release()
+                lock.release()
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
-        out = np.empty((n, self.out_features), self.dtype)
+        out = np.empty((n, self._n_out), self.dtype)
         if n <= _CHUNK_ROWS:
             if n:
                 self._forward_into(X, out)
