@@ -13,6 +13,7 @@ step allocates no arrays. The batch loop is the only Python loop.
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import sys
@@ -776,12 +777,16 @@ class Sequential:
     def __setstate__(self, state: dict) -> None:
         self.dtype = np.dtype(state["config"]["dtype"])
         self.seed = state["config"]["seed"]
-        self.layers = state["layers"]
+        # Fresh layer objects: a shallow copy.copy must not re-point the original's views.
+        self.layers = [copy.copy(layer) for layer in state["layers"]]
         self._allocate()
         self.params[...] = state["params"]
         self._rng = state["rng"]
         self.loss = state["loss"]
         self.optimizer = state["optimizer"]
+        if self.optimizer is not None and self.optimizer._owner is not None \
+                and self.optimizer._owner() is not None:
+            self.optimizer = copy.deepcopy(self.optimizer)  # shallow copy: state of its own
         if self.optimizer is not None and self.optimizer._state:
             self.optimizer._owner = None
             self.optimizer._bind(self, self.n_params, self.dtype)  # keeps the loaded arrays

@@ -545,6 +545,18 @@ def test_models_pickle_copy_and_keep_training_state():
     np.testing.assert_array_equal(child, model.predict(X[:20]))
 
 
+def test_shallow_copy_is_independent():
+    X, y = blobs()
+    model = mlp()
+    model.fit(X, y, loss="cross_entropy", optimizer=pynn.SGD(0.1, momentum=0.9), epochs=1)
+    before = model.params.copy()
+    clone = copy.copy(model)
+    clone.fit(X, y, epochs=1)
+    assert np.array_equal(model.params, before)
+    assert np.array_equal(model.layers[0].W.ravel(), before[:model.layers[0].W.size])
+    model.fit(X, y, epochs=1)   # its optimizer is still its own
+
+
 def test_concurrent_predictions_from_threads_agree():
     from concurrent.futures import ThreadPoolExecutor
     X, _y = blobs(n=200)
