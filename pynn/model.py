@@ -646,10 +646,10 @@ class Sequential:
                 return (X[start:stop], target[start:stop],
                         None if weight is None else weight[start:stop], bufs)
             idx = perm[start:stop]
-            np.take(X, idx, axis=0, out=bufs.x, mode="clip")
-            np.take(target, idx, axis=0, out=bufs.y, mode="clip")
+            X.take(idx, axis=0, out=bufs.x, mode="clip")  # mode="clip": no buffered copy
+            target.take(idx, axis=0, out=bufs.y, mode="clip")
             if bufs.w is not None:
-                np.take(weight, idx, out=bufs.w, mode="clip")
+                weight.take(idx, out=bufs.w, mode="clip")
             return bufs.x, bufs.y, bufs.w, bufs
 
         for _ in range(epochs):

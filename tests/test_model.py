@@ -345,10 +345,12 @@ def test_hand_worked_sgd_momentum_steps():
 def _train_float32(threads_n, threads):
     threads(threads_n)
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((1200, 96)).astype(np.float32)
-    y = rng.integers(0, 10, 1200)
-    model = pynn.Sequential([pynn.Dense(96, 160, "relu"), pynn.Dense(160, 96, "tanh"),
-                             pynn.Dense(96, 10)], seed=11)
+    # big enough that every GEMM and the optimizer step really run on 2 threads
+    X = rng.standard_normal((1100, 128)).astype(np.float32)
+    y = rng.integers(0, 10, 1100)
+    model = pynn.Sequential([pynn.Dense(128, 512, "relu"), pynn.Dense(512, 256, "tanh"),
+                             pynn.Dense(256, 10)], seed=11)
+    assert model.n_params > 4 * 32768
     model.fit(X, y, loss="cross_entropy", optimizer=pynn.SGD(0.05, momentum=0.9), epochs=2,
               batch_size=128, seed=4)
     return model.params.copy()
