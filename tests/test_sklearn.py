@@ -193,7 +193,8 @@ REAL_SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("name", ["digits", "breast_cancer", "diabetes"])
+@pytest.mark.parametrize("name", [pytest.param("digits", marks=pytest.mark.slow),
+                                  "breast_cancer", "diabetes"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_real_data_at_least_as_good_as_sklearn(name, dtype):
     Xtr, Xte, ytr, yte = _real(name)
@@ -358,7 +359,7 @@ def test_early_stopping_restores_best_epoch(small_multiclass):
 # ---- dtype ----------------------------------------------------------------------------------------
 def test_float32_stays_float32(digits):
     Xtr, Xte, ytr, _ = digits
-    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0)
+    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=2, random_state=0)
     est.fit(Xtr.astype(np.float32), ytr)
     assert all(c.dtype == np.float32 for c in est.coefs_ + est.intercepts_)
     assert est.predict_proba(Xte.astype(np.float32)).dtype == np.float32
