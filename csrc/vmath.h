@@ -64,7 +64,10 @@ static inline float pn_exp_f32(float x) {
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     int32_t n1 = n >> 1, n2 = n - n1; /* each within [-75, 65]: both factors are normal */
-    return p * pn_f32_from_bits((n1 + 127) << 23) * pn_f32_from_bits((n2 + 127) << 23);
+    /* unsigned shifts: for a NaN x, n is garbage (p is NaN anyway) and a signed shift of a
+     * negative value would be undefined behaviour (UBSan reports it) */
+    return p * pn_f32_from_bits((int32_t)((uint32_t)(n1 + 127) << 23)) *
+           pn_f32_from_bits((int32_t)((uint32_t)(n2 + 127) << 23));
 }
 
 /* exp(x) for x <= 0 where results below FLT_MIN may flush to 0 (tanh's exp(-2|x|): there 1 - e
@@ -113,7 +116,8 @@ static inline double pn_exp_f64(double x) {
     p = p * r + 1.0;
     p = p * r + 1.0;
     int64_t n1 = n >> 1, n2 = n - n1;
-    return p * pn_f64_from_bits((n1 + 1023) << 52) * pn_f64_from_bits((n2 + 1023) << 52);
+    return p * pn_f64_from_bits((int64_t)((uint64_t)(n1 + 1023) << 52)) *
+           pn_f64_from_bits((int64_t)((uint64_t)(n2 + 1023) << 52));
 }
 
 /* log(x): x = 2^k * m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s) with s = (m-1)/(m+1),
