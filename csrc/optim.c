@@ -11,7 +11,7 @@
                     T wd));                                                                   \
     PN_DECLARE_ISA(void, pn_adam_kernel_##SUF,                                                \
                    (T * theta, T * m, T * v, const T *grad, pn_size P, T step_size, T decay,  \
-                    T b1, T b2, T eps, T bc2_sqrt));
+                    T one_b1, T b2, T one_b2, T eps, T bc2_sqrt));
 DECLARE_OPTIM_KERNELS(float, f32)
 DECLARE_OPTIM_KERNELS(double, f64)
 
@@ -27,13 +27,15 @@ DECLARE_OPTIM_KERNELS(double, f64)
     void pn_adam_step_##SUF(T *params, T *m, T *v, const T *grads, pn_size P, int64_t step,   \
                             double lr, double beta1, double beta2, double eps,                \
                             double weight_decay) {                                            \
+        /* 1 - beta in double, then rounded (as PyTorch's Python scalars): 1 - (float)0.999  \
+         * would be 4.7e-5 off in float32 */                                                  \
         double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);    \
         T step_size = (T)(lr / bc1), bc2_sqrt = (T)sqrt(bc2), decay = (T)(1.0 - lr * weight_decay); \
         int nt = pn_threads_here((double)P * 2, PN_GRAIN * 4);                                \
         PN_PARALLEL_SLICES(nt, P, 64,                                                         \
             PN_DISPATCH(pn_adam_kernel_##SUF)(params + lo, m + lo, v + lo, grads + lo,        \
-                                              hi - lo, step_size, decay, (T)beta1, (T)beta2,  \
-                                              (T)eps, bc2_sqrt));                             \
+                                              hi - lo, step_size, decay, (T)(1.0 - beta1),    \
+                                              (T)beta2, (T)(1.0 - beta2), (T)eps, bc2_sqrt)); \
     }
 
 DEFINE_OPTIM(float, f32)

@@ -38,9 +38,8 @@
      *   theta -= step_size * m / (sqrt(v) / bc2_sqrt + eps)                                  \
      * with step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t) computed by the caller. */ \
     void PN_ISA_FN(pn_adam_kernel_##SUF)(T * theta, T * m, T * v, const T *grad, pn_size P,   \
-                                         T step_size, T decay, T b1, T b2, T eps,             \
-                                         T bc2_sqrt) {                                        \
-        T one_b1 = 1 - b1, one_b2 = 1 - b2;                                                   \
+                                         T step_size, T decay, T one_b1, T b2, T one_b2,      \
+                                         T eps, T bc2_sqrt) {                                 \
         PN_SIMD                                                                               \
         for (pn_size i = 0; i < P; i++) {                                                     \
             T g = grad[i];                                                                    \
