@@ -88,7 +88,7 @@ static inline float pn_expneg_f32(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    return p * pn_f32_from_bits((n + 127) << 23);
+    return p * pn_f32_from_bits((int32_t)((uint32_t)(n + 127) << 23)); /* unsigned: see above */
 }
 
 /* exp(x) in double. */
