@@ -14,6 +14,7 @@ step allocates no arrays. The batch loop is the only Python loop.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import numbers
 import sys
@@ -99,6 +100,23 @@ def _check_seed(seed: object, name: str = "seed") -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"{name} must be a non-negative int or None, got {seed!r}")
     return int(seed)
+
+
+def _one_fit_at_a_time(fit):
+    """Refuse a second concurrent fit of the same model (from another thread, or re-entered
+    from a callback): both would update the same parameter, gradient and optimizer buffers."""
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        lock = self.__dict__.setdefault("_fit_lock", threading.Lock())  # atomic under the GIL
+        if not lock.acquire(blocking=False):
+            raise RuntimeError("fit is already running on this model (in another thread, or "
+                               "called from a callback); train one model from one thread at a "
+                               "time, or give each thread its own copy.deepcopy(model)")
+        try:
+            return fit(self, *args, **kwargs)
+        finally:
+            lock.release()
+    return guarded
 
 
 class _TrainBuffers:
@@ -453,6 +471,7 @@ class Sequential:
             self.loss = loss_obj
         return self
 
+    @_one_fit_at_a_time
     def fit(self, X: object, y: object, *, loss: str | _losses.Loss | None = None,
             optimizer: str | _optim.Optimizer | None = None, epochs: int = 1,
             batch_size: int | None = 32, validation_data: tuple | None = None,
