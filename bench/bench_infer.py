@@ -36,7 +36,8 @@ def forward_flops_per_sample(sizes: list[int]) -> int:
     return 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
 
 
-def run_threads(mode: dict, threads: int, systems: list[str], machine: dict, log=print) -> dict:
+def run_threads(mode: dict, threads: int, systems: list[str], machine: dict,
+                log=machine_mod.say) -> dict:
     cfg = {**RECIPE, "hidden": mode["hidden"], "batch_size": 128, "threads": threads,
            "n_train": mode.get("n_train", 1), "n_test": mode.get("n_test")}
     out: dict = {"threads": threads, "systems": {}}
@@ -117,7 +118,7 @@ def table(results: dict) -> str:
 
 
 def run(mode_name: str = "full", systems: list[str] | None = None,
-        threads: list[int] | None = None, machine: dict | None = None, log=print) -> dict:
+        threads: list[int] | None = None, machine: dict | None = None, log=machine_mod.say) -> dict:
     machine = machine or machine_mod.describe(quick=mode_name != "full")
     threads = threads or (machine.get("limits", {}).get("threads") or machine_mod.thread_counts())
     mode = MODES[mode_name]

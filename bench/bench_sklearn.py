@@ -53,7 +53,7 @@ CASES = {
 }
 
 
-def run_case(case: dict, threads: int, log=print) -> dict:
+def run_case(case: dict, threads: int, log=machine_mod.say) -> dict:
     params = estimator_params(case["hidden"], case["epochs"])
     out: dict = {"threads": threads, "impls": {}}
     workers: dict[str, Worker] = {}
@@ -122,13 +122,14 @@ def table(results: dict) -> str:
                          f"{case['epochs']} | {run['threads']} | "
                          f"{cell(sk, 'median_fit_s', '.3f')} | {cell(pn, 'median_fit_s', '.3f')} | "
                          f"{'' if speed is None else f'{speed:.2f}x'} | "
-                         f"{cell(sk, 'test_accuracy', '.4f')} | {cell(pn, 'test_accuracy', '.4f')} | "
+                         f"{cell(sk, 'test_accuracy', '.4f')} | "
+                         f"{cell(pn, 'test_accuracy', '.4f')} | "
                          f"{pn.get('impl') or pn.get('error', '?')[:70]} |")
     return "\n".join(lines)
 
 
 def run(mode: str = "full", threads: list[int] | None = None, machine: dict | None = None,
-        log=print) -> dict:
+        log=machine_mod.say) -> dict:
     machine = machine or machine_mod.describe(measure=False)
     threads = threads or (machine.get("limits", {}).get("threads") or machine_mod.thread_counts())
     results = {"benchmark": "sklearn", "mode": mode, "date_utc": machine["date_utc"],

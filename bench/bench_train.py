@@ -65,7 +65,7 @@ def median(values: list[float]) -> float:
 
 
 def run_config(config: dict, threads: int, systems: list[str], machine: dict,
-               epochs_override: int | None = None, log=print) -> dict:
+               epochs_override: int | None = None, log=machine_mod.say) -> dict:
     """Train every system `epochs` epochs at `threads` threads, epochs interleaved."""
     cfg = {**RECIPE, **config, "threads": threads}
     epochs = epochs_override or cfg["epochs"]
@@ -168,7 +168,7 @@ def table(results: dict) -> str:
 
 
 def run(mode: str = "full", systems: list[str] | None = None, threads: list[int] | None = None,
-        machine: dict | None = None, configs: list[str] | None = None, log=print) -> dict:
+        machine: dict | None = None, configs: list[str] | None = None, log=machine_mod.say) -> dict:
     machine = machine or machine_mod.describe(quick=mode != "full")
     threads = threads or (machine.get("limits", {}).get("threads") or machine_mod.thread_counts())
     systems = systems or list(SYSTEMS)

@@ -33,6 +33,11 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "av
               "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "sve")
 
 
+def say(message: str) -> None:
+    """Progress, on stderr and at once (a benchmark's stdout is its table)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def clean_env(env: dict | None = None) -> dict:
     """A copy of `env` (default os.environ) without the OpenBLAS overrides."""
     env = dict(os.environ if env is None else env)

@@ -39,7 +39,7 @@ REPRODUCE = ("flock /tmp/pynn-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2
 
 # ---- running -----------------------------------------------------------------------------------
 
-def run_external(step: str, mode: str, out_dir: Path, log=print) -> dict:
+def run_external(step: str, mode: str, out_dir: Path, log=machine_mod.say) -> dict:
     """Run bench/<script> in a subprocess with the flags it understands (--quick, --tiny,
     --json); its JSON (if it writes one) and the tail of its output go into the results."""
     script = BENCH_DIR / EXTERNAL[step]
@@ -81,7 +81,7 @@ def run_external(step: str, mode: str, out_dir: Path, log=print) -> dict:
 
 
 def run_all(mode: str, steps: list[str], out_dir: Path, threads: list[int] | None,
-            log=print) -> dict:
+            log=machine_mod.say) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     log(f"machine: describing and measuring peaks ({mode})")
     machine = machine_mod.describe(quick=mode != "full", threads=threads)
