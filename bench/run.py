@@ -167,6 +167,21 @@ def gemm_table(gemm: dict) -> str:
     return "\n".join(lines)
 
 
+def ops_table(ops: dict) -> str:
+    """bench_ops.py's rows: kernel, shape, threads, times, speed-up, bandwidth."""
+    rows = (ops.get("results") or {}).get("results", [])
+    if not rows or "kernel" not in rows[0]:
+        return ""
+    lines = [("| kernel (float32) | shape | threads | pynn µs | NumPy µs | NumPy time / pynn time "
+              "| GB/s | % triad | residual |"), "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        shape = "x".join(map(str, r["shape"]))
+        lines.append(f"| {r['kernel']} | {shape} | {r['threads']} | "
+                     f"{1e6 * r['pynn_s']:.1f} | {1e6 * r['numpy_s']:.1f} | {r['speedup']:.2f}x | "
+                     f"{r['gb_per_s']:.1f} | {r['pct_of_triad']:.0f}% | {r['residual']:.1e} |")
+    return "\n".join(lines)
+
+
 def generic_table(records: list[dict], max_cols: int = 9) -> str:
     """A markdown table of a list of flat records (for result files whose layout we do not own)."""
     if not records or not isinstance(records[0], dict):
@@ -188,10 +203,9 @@ def external_section(name: str, bench: dict) -> str:
         return f"Skipped: {bench['skipped']}."
     if "error" in bench and "results" not in bench:
         return f"Failed: {bench['error']}"
-    if name == "gemm":
-        table = gemm_table(bench)
-        if table:
-            return table
+    table = gemm_table(bench) if name == "gemm" else ops_table(bench)
+    if table:
+        return table
     results = bench.get("results")
     if isinstance(results, dict):
         for key in ("cases", "rows", "results"):
