@@ -172,8 +172,9 @@ def ops_table(ops: dict) -> str:
     rows = (ops.get("results") or {}).get("results", [])
     if not rows or "kernel" not in rows[0]:
         return ""
-    lines = [("| kernel (float32) | shape | threads | pynn µs | NumPy µs | NumPy time / pynn time "
-              "| GB/s | % triad | residual |"), "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| kernel (float32) | shape | threads | pynn µs | NumPy µs | "
+              "NumPy time / pynn time | GB/s | % triad | residual |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shape = "x".join(map(str, r["shape"]))
         lines.append(f"| {r['kernel']} | {shape} | {r['threads']} | "
