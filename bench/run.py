@@ -280,7 +280,8 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
-def render_markdown(results: dict, plots: dict[str, str]) -> str:
+def render_markdown(results: dict, plots: dict[str, str], compact: bool = False) -> str:
+    """The report. compact (the README's section): without the GEMM and kernel tables."""
     machine = results["machine"]
     bench = results["benchmarks"]
     git = machine.get("git") or {}
@@ -288,7 +289,8 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         f"Measured {machine['date_utc']} on {machine_mod.summary_line(machine)}.",
         (f"pynn commit `{(git.get('commit') or '?')[:10]}`"
          f"{' (with uncommitted changes)' if git.get('dirty') else ''}, "
-         f"mode `{results['mode']}`. Reproduce: `{results['command']}`."),
+         f"mode `{results['mode']}`, {results.get('wall_s', 0) / 60:.0f} minutes. "
+         f"Reproduce: `{results['command']}`."),
         "", "Machine limits (measured in the same run):", "", limits_table(machine),
     ]
     if "train" in bench and "configs" in bench["train"]:
@@ -309,7 +311,7 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         parts += ["", "### scikit-learn estimator: fit time, same settings", "",
                   bench_sklearn.table(bench["sklearn"])]
     for name in ("gemm", "ops"):
-        if name in bench:
+        if name in bench and not compact:
             title = "GEMM" if name == "gemm" else "Kernels"
             parts += ["", f"### {title} (bench/bench_{name}.py)", "",
                       external_section(name, bench[name])]
@@ -320,6 +322,35 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         parts += ["", "### Targets", "", "| target | measured | |", "|---|---|---|"]
         parts += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(parts) + "\n"
+
+
+README_ANCHOR = "<!-- section: performance -->"
+
+
+def update_readme(results: dict, plots: dict[str, str], out_dir: Path,
+                  readme: Path = BENCH_DIR.parent / "README.md") -> None:
+    """Rewrite README.md's performance section (from its anchor to the next section anchor)."""
+    text = readme.read_text()
+    start = text.index(README_ANCHOR) + len(README_ANCHOR)
+    end = text.find("<!-- section:", start)
+    end = len(text) if end < 0 else end
+    rel = os.path.relpath(out_dir, readme.parent)
+    body = render_markdown(results, {k: f"{rel}/{v}" for k, v in plots.items()}, compact=True)
+    section = "\n".join([
+        "", "## Performance", "",
+        ("pynn against what its users would otherwise write or pick: a textbook NumPy MLP "
+         "(bench/numpy_mlp.py), PyTorch (CPU, eager) and scikit-learn's MLPClassifier, all "
+         "float32, same network, same starting weights, same recipe, each in its own process, "
+         "their epochs interleaved so the ratios come from one run. Run every benchmark (kernels, "
+         "GEMM, training, inference, the scikit-learn estimator) with"),
+        "", "```bash", "pip install '.[bench]' torch==2.13.0   # torch and scikit-learn optional",
+        "sudo apt-get install dataset-fashion-mnist       # the real data; nothing is downloaded",
+        REPRODUCE + "       # about 15 minutes on 2 cores; --quick: about 2", "```", "",
+        (f"It writes `{rel}/latest.json` (everything, with the machine), `{rel}/latest.md` (all "
+         "tables, GEMM and kernels included) and the plots, and with `--readme` rewrites this "
+         "section. The machine here is shared with other jobs: expect 10–25% drift between runs "
+         "and trust the same-run ratios over absolute times."), "", body])
+    readme.write_text(text[:start] + section + "\n" + text[end:])
 
 
 # ---- plots -------------------------------------------------------------------------------------
@@ -413,12 +444,14 @@ def make_plots(results: dict, out_dir: Path) -> dict[str, str]:
     return made
 
 
-def write_outputs(results: dict, out_dir: Path) -> dict[str, Path]:
+def write_outputs(results: dict, out_dir: Path, stamped: bool = True) -> dict[str, Path]:
+    """run-<stamp>.json (when stamped), latest.json, latest.md and the plots."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     text = json.dumps(results, indent=1, default=str)
-    paths = {"json": out_dir / f"run-{stamp}.json", "latest_json": out_dir / "latest.json",
-             "markdown": out_dir / "latest.md"}
-    paths["json"].write_text(text)
+    paths = {"latest_json": out_dir / "latest.json", "markdown": out_dir / "latest.md"}
+    if stamped:
+        paths["json"] = out_dir / f"run-{stamp}.json"
+        paths["json"].write_text(text)
     paths["latest_json"].write_text(text)
     plots = make_plots(results, out_dir)
     paths["markdown"].write_text(render_markdown(results, plots))
@@ -437,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", help="comma-separated thread counts (default 1,2,..cores)")
     parser.add_argument("--out", default=str(BENCH_DIR / "results"), help="output directory")
     parser.add_argument("--no-lock", action="store_true", help="do not take the benchmark lock")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="run nothing: render the report (and --readme) from a results file")
+    parser.add_argument("--readme", action="store_true",
+                        help="also rewrite README.md's performance section with these results")
     args = parser.parse_args(argv)
     machine_mod.reexec_with_clean_env()
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -447,11 +484,19 @@ def main(argv: list[str] | None = None) -> int:
                      f"{', '.join(STEPS)}")
     threads = [int(t) for t in args.threads.split(",")] if args.threads else None
     out_dir = Path(args.out)
-    t0 = time.perf_counter()
-    with machine_mod.bench_lock(not args.no_lock):
-        results = run_all(mode, steps, out_dir, threads)
-    results["wall_s"] = time.perf_counter() - t0
-    paths = write_outputs(results, out_dir)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = write_outputs(results, out_dir, stamped=False)
+    else:
+        t0 = time.perf_counter()
+        with machine_mod.bench_lock(not args.no_lock):
+            results = run_all(mode, steps, out_dir, threads)
+        results["wall_s"] = time.perf_counter() - t0
+        paths = write_outputs(results, out_dir)
+    if args.readme:
+        plots = {k: p.name for k, p in paths.items() if p.suffix == ".png"}
+        update_readme(results, plots, out_dir)
     print()
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
