@@ -273,30 +273,43 @@ def _supported_isas() -> list[str]:
         return isas
 
 
-def _pynn_fma_peak(threads: int, dtype: str, seconds: float) -> dict | None:
+def _calibrated_best(run, seconds: float, repeats: int) -> tuple[int, float]:
+    """(iters, best seconds) of run(iters) -> seconds, with iters sized on ONE thread's time so
+    that a loaded machine (a thread descheduled mid-run) cannot shrink the work to nothing."""
+    iters = 1000
+    while True:
+        t = run(iters, 1)
+        if t > seconds / 4 or iters > 1 << 34:
+            break
+        iters *= 4
+    iters = max(1000, int(iters * seconds / max(t, 1e-9)))
+    return iters, min(run(iters, None) for _ in range(repeats))
+
+
+def _pynn_fma_peak(threads: int, dtype: str, seconds: float, repeats: int) -> dict | None:
     """pynn's own FMA-throughput loop (the GEMM's micro-kernel ISA path), when this pynn has it."""
     try:
         import pynn
         probe = pynn._core._fma_peak
     except (ImportError, AttributeError):
         return None
-    iters = 1_000_000
-    while True:  # calibrate to about `seconds` per run
+    def timed(iters: int, t: int | None) -> float:
         t0 = time.perf_counter()
-        probe(dtype, threads, iters)
-        t = time.perf_counter() - t0
-        if t > seconds / 4 or iters > 1 << 34:
-            break
-        iters *= 4
-    iters = int(iters * seconds / max(t, 1e-9))
-    best = max(probe(dtype, threads, iters) for _ in range(5))
-    return {"gflops": round(best / 1e9, 2), "isa": pynn.get_isa(), "source": "pynn._core._fma_peak"}
+        probe(dtype, t or threads, iters)
+        return time.perf_counter() - t0
+
+    iters, _ = _calibrated_best(timed, seconds, 1)
+    best = max(probe(dtype, threads, iters) for _ in range(repeats))
+    return {"gflops": round(best / 1e9, 2), "isa": pynn.get_isa(),
+            "source": "pynn._core._fma_peak"}
 
 
-def measure_fma_peak(threads: int, dtype: str = "float32", seconds: float = 0.25) -> dict:
-    """Best-of-5 FMA throughput in GFLOP/s at `threads` threads: pynn's own probe when it has
-    one, else bench/probe.c on the widest ISA path the CPU runs (every path recorded)."""
-    from_pynn = _pynn_fma_peak(threads, dtype, seconds)
+def measure_fma_peak(threads: int, dtype: str = "float32", seconds: float = 0.1,
+                     repeats: int = 9) -> dict:
+    """Best-of-`repeats` FMA throughput in GFLOP/s at `threads` threads: pynn's own probe when it
+    has one, else bench/probe.c on the widest ISA path the CPU runs (every path recorded).
+    Short runs, many of them: on a shared machine the best one is the machine's limit."""
+    from_pynn = _pynn_fma_peak(threads, dtype, seconds, repeats)
     if from_pynn is not None:
         return from_pynn
     lib = _probe_library()
@@ -304,16 +317,12 @@ def measure_fma_peak(threads: int, dtype: str = "float32", seconds: float = 0.25
     names = ("generic", "avx2", "avx512")
     per_isa = {}
     for isa in _supported_isas():
-        code = names.index(isa)
-        lanes = lib.probe_fma_lanes(code, dt)
-        iters = 1000
-        while True:  # calibrate to about `seconds` per run
-            t = lib.probe_fma_seconds(code, dt, iters, threads)
-            if t > seconds / 4 or iters > 1 << 34:
-                break
-            iters *= 4
-        iters = int(iters * seconds / max(t, 1e-9))
-        best = min(lib.probe_fma_seconds(code, dt, iters, threads) for _ in range(5))
+        code, lanes = names.index(isa), lib.probe_fma_lanes(names.index(isa), dt)
+
+        def run(iters: int, t: int | None, code: int = code) -> float:
+            return lib.probe_fma_seconds(code, dt, iters, t or threads)
+
+        iters, best = _calibrated_best(run, seconds, repeats)
         per_isa[isa] = round(threads * iters * 12 * lanes * 2 / best / 1e9, 2)
     best_isa = max(per_isa, key=per_isa.get)
     return {"gflops": per_isa[best_isa], "isa": best_isa, "per_isa": per_isa,
@@ -351,12 +360,12 @@ def measure_limits(threads_list: list[int] | None = None, quick: bool = False) -
     """FMA peak (float32/float64) and triad bandwidth at each thread count."""
     threads_list = threads_list or thread_counts()
     out: dict = {"threads": threads_list}
-    seconds = 0.08 if quick else 0.25
+    seconds, repeats = (0.05, 7) if quick else (0.1, 11)
     for t in threads_list:
         row: dict = {}
         try:
-            f32 = measure_fma_peak(t, "float32", seconds)
-            f64 = measure_fma_peak(t, "float64", seconds)
+            f32 = measure_fma_peak(t, "float32", seconds, repeats)
+            f64 = measure_fma_peak(t, "float64", seconds, repeats)
             row.update(fma_peak_f32_gflops=f32["gflops"], fma_peak_f64_gflops=f64["gflops"],
                        fma_isa=f32["isa"], fma_source=f32["source"])
             if "per_isa" in f32:

@@ -154,6 +154,7 @@ def test_tiny_pipeline_writes_consistent_results(tmp_path):
     assert "numpy" in rows
     for row in rows.values():
         assert len(row["epoch_seconds"]) == train["configs"][0]["epochs"]
+        assert len(row["losses"]) == len(row["epoch_seconds"])
         assert all(np.isfinite(row["losses"])) and 0 <= row["test_accuracy"] <= 1
         assert row["samples_per_s"] == pytest.approx(run["n_train"] / row["median_epoch_s"])
         assert row["peak_rss_mib"] > 0
