@@ -195,7 +195,9 @@ class _BaseMLP(BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values (class labels in classification, real numbers in regression).
         sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+            Non-negative sample weights: each batch's loss is the weighted mean
+            ``sum(w_i l_i) / sum(w_i)`` (as scikit-learn); a batch whose weights are all zero is
+            skipped.
 
         Returns
         -------
