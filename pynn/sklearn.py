@@ -14,8 +14,9 @@ Beyond scikit-learn:
   Results are bitwise identical for a given random_state whatever the thread count.
 - ``class_weight`` (classifier): dict {label: weight} or 'balanced', multiplied into the
   sample weights.
-- ``warm_start`` keeps the optimizer state (momentum velocity, Adam moments and step count)
-  between fits; scikit-learn restarts the optimizer.
+- ``warm_start`` keeps the optimizer state (momentum velocity, Adam moments and step count,
+  the current 'adaptive'/'invscaling' SGD rate unless learning_rate_init was changed) between
+  fits; scikit-learn restarts the optimizer.
 - early stopping restores the weights of the best validation score (as scikit-learn) without
   breaking the link between ``coefs_`` and the network.
 - ``verbose``: a live progress bar over epochs (tqdm, when installed), else one line per epoch.
