@@ -35,7 +35,7 @@ __all__ = ["Sequential", "TrainingDivergedError"]
 # (they are cached per chunk size) at no cost to GEMM efficiency.
 _CHUNK_ROWS = 4096
 # Inference buffers are cached for this many distinct batch sizes (least recently used out).
-_MAX_CACHED_SIZES = 8
+_MAX_CACHED_SIZES = 4
 _ALIGN = 64
 
 

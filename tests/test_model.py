@@ -425,6 +425,34 @@ def test_keyboard_interrupt_stops_cleanly_and_keeps_history():
     assert not h2.interrupted and h2.epoch == [2]
 
 
+_SIGINT_SCRIPT = """
+import os, signal, threading, numpy as np, pynn
+rng = np.random.default_rng(0)
+X = rng.standard_normal((4000, 64)).astype(np.float32)
+y = rng.integers(0, 5, 4000)
+model = pynn.Sequential([pynn.Dense(64, 128, "relu"), pynn.Dense(128, 5)], seed=0)
+def ctrl_c(epoch, logs):
+    if epoch == 1:  # a real SIGINT, delivered while the next epoch's batches run
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+h = model.fit(X, y, loss="cross_entropy", optimizer=pynn.SGD(0.01), epochs=100000,
+              batch_size=8, callbacks=[pynn.LambdaCallback(on_epoch_end=ctrl_c)])
+assert h.interrupted and 2 <= len(h.epoch) < 100000, h.epoch
+assert np.isfinite(model.params).all()
+h2 = model.fit(X[:64], y[:64], epochs=1)
+print("OK", len(h.epoch), h2.epoch)
+"""
+
+
+def test_real_sigint_stops_training_cleanly():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", _SIGINT_SCRIPT], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("OK")
+    assert "Training interrupted" in proc.stderr
+
+
 def test_divergence_names_epoch_and_batch_and_keeps_finite_weights():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 4)).astype(np.float32) * 10
