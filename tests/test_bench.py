@@ -18,7 +18,9 @@ import pytest
 import pynn
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# Appended, not prepended: the repository root holds the uncompiled pynn/ source tree, which
+# must never shadow the installed package (spawned worker processes inherit sys.path).
+sys.path.append(str(REPO))
 
 from bench import machine, numpy_mlp
 from bench.bench_train import gemm_flops_per_sample

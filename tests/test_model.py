@@ -571,7 +571,8 @@ def test_models_pickle_copy_and_keep_training_state():
     b.fit(X, y, epochs=1, seed=9)
     assert a.params.tobytes() == b.params.tobytes()
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        child = pool.apply(_predict_in_child, (model, X[:20]))
+        # a timeout: Pool.apply waits forever if the worker dies while unpickling
+        child = pool.apply_async(_predict_in_child, (model, X[:20])).get(timeout=120)
     np.testing.assert_array_equal(child, model.predict(X[:20]))
 
 
