@@ -11,11 +11,11 @@
  * a few microseconds, i.e. about this many cheap elements. */
 #define PN_GRAIN 32768.0
 
-/* Threads for `work` units: 1 inside another parallel region (the GEMM's epilogue calls the
- * activations from its own threads) or below the grain. */
+/* Threads for `work` units: 1 inside any parallel region, even a one-thread one (the GEMM's
+ * epilogue calls the activations from its own threads), or below the grain. */
 static inline int pn_threads_here(double work, double grain) {
 #ifdef PN_OPENMP
-    if (omp_in_parallel()) return 1;
+    if (omp_get_level() > 0) return 1;
 #endif
     return pn_threads_for(work, grain);
 }

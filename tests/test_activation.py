@@ -66,6 +66,20 @@ def test_float32_accuracy_in_ulps(isa, name):
     assert np.abs(got - want)[~keep].max(initial=0) < 1e-37
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_float64_accuracy_in_ulps(isa, name):
+    """Our own float64 exp/tanh polynomials against long-double (x87 extended) NumPy."""
+    x = np.concatenate([np.linspace(-40, 40, 200_001), np.geomspace(1e-300, 1, 2000),
+                        -np.geomspace(1e-300, 1, 2000), [0.25, -0.25, np.nextafter(0.25, 0)]])
+    got = ops.activation(name, x)
+    xl = x.astype(np.longdouble)
+    want = np.tanh(xl) if name == "tanh" else 1 / (1 + np.exp(-xl))
+    want64 = want.astype(np.float64)
+    keep = np.abs(want64) > 1e-300
+    ulps = np.abs(got - want)[keep] / np.spacing(np.abs(want64[keep]))
+    assert ulps.max() <= 4
+
+
 def test_softmax_rows_sum_to_one_and_in_place(isa, rng):
     x = rng.normal(0, 5, size=(33, 257)).astype(np.float32)
     want = ref.softmax(x.astype(np.float64))
