@@ -61,8 +61,9 @@
         return total;                                                                         \
     }
 
-/* Elementwise losses: BODY sets the loss l and its derivative g of one element.
- * BODY(T, p, t, l, g). Unweighted (or one column): flat blocks of 1024 elements; weighted: row by row. */
+/* Elementwise losses: BODY(T, p, t, l, g) sets the loss l and the derivative g of one element.
+ * Unweighted or one column: flat blocks of 1024 elements, each summed in T with `omp simd`
+ * lane partials (fixed by the block, not the thread count), then in double; weighted: by rows. */
 #define DEFINE_ELEMENTWISE_LOSS(NAME, T, SUF, BODY, SIMD_SUM)                                 \
     double PN_ISA_FN(pn_##NAME##_rows_##SUF)(T * d, const T *p, const T *t, const T *w,       \
                                              pn_size R, pn_size K, double inv) {              \
