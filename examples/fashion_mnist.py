@@ -1,4 +1,4 @@
-"""Fashion-MNIST with the command line's reference recipe (about 0.89-0.90 test accuracy).
+"""Fashion-MNIST with the command line's recipe (about 0.90 test accuracy in under a minute).
 
 Needs the data set: `apt-get install dataset-fashion-mnist` (or set PYNN_DATA to a directory
 holding the four IDX files). Optional: `pip install matplotlib` to draw the learning curves.
@@ -22,8 +22,9 @@ model = pynn.Sequential([
 ], seed=0, dtype="float32")
 model.summary()
 
-epochs = 15
-optimizer = pynn.SGD(lr=pynn.optim.Cosine(0.05, epochs), momentum=0.9)
+# Adam with a cosine learning-rate schedule: `python -m pynn train --data fashion-mnist`'s recipe.
+epochs = 20
+optimizer = pynn.Adam(lr=pynn.Cosine(1e-3, epochs))
 start = time.perf_counter()
 history = model.fit(X_fit, y_fit, loss="cross_entropy", optimizer=optimizer, epochs=epochs,
                     batch_size=128, validation_data=(X_val, y_val), seed=0, verbose=1)

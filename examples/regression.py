@@ -23,8 +23,9 @@ model = pynn.Sequential([
     pynn.Dense(64, 64, activation="tanh"),
     pynn.Dense(64, 1),
 ], seed=0, dtype="float64")
-model.fit(x_train_s, y_train_s, loss="mse", optimizer=pynn.Adam(lr=3e-3), epochs=300,
-          batch_size=64, seed=0, verbose=0)
+epochs = 300
+model.fit(x_train_s, y_train_s, loss="mse", optimizer=pynn.Adam(lr=pynn.Cosine(1e-2, epochs)),
+          epochs=epochs, batch_size=64, seed=0, verbose=0)
 
 prediction = y_scaler.inverse_transform(model.predict(x_test_s).reshape(-1, 1))
 mse = float(np.mean((prediction - y_test) ** 2))
