@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -124,18 +125,58 @@ def _read_arrays(path: str) -> dict:
         raise ModelFileError(f"{path} is not a valid pynn model file (not a .npz archive; "
                              f"corrupt or truncated?)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise ModelFileError(f"{path} contains pickled Python objects; pynn.load never "
-                                 f"unpickles (it could run arbitrary code). Only files written "
-                                 f"by pynn.save can be loaded") from exc
+        with zipfile.ZipFile(path) as archive:
+            # Only pynn's own entries are read, and together they may unpack to no more than
+            # the file's own size: a small hostile archive (a "zip bomb", or a .npy header that
+            # claims a huge shape) cannot make load allocate gigabytes.
+            budget = os.path.getsize(path) + 65536
+            arrays = {}
+            for info in archive.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else None
+                if name in ("meta", "params") or (name or "").startswith("opt_"):
+                    arrays[name] = _read_entry(archive, info, path, budget)
+                    budget -= info.file_size
+            return arrays
+    except ModelFileError:
+        raise
+    except Exception as exc:  # whatever zipfile, zlib or numpy raise on a bad file
+        # (BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError for an unknown
+        # compression method, RuntimeError for an encrypted entry, ...)
         raise ModelFileError(f"{path} is not a valid pynn model file (corrupt or truncated?): "
                              f"{exc}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a valid pynn model file (corrupt or truncated?): "
-                             f"{exc}") from exc
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str,
+                budget: int) -> np.ndarray:
+    """One .npy entry, checked before its data is allocated: a plain numeric dtype (never
+    pickled objects) and a shape that matches the bytes the entry really holds."""
+    name = info.filename[:-4]
+    if info.file_size > budget:
+        raise ModelFileError(f"{path}: the entry {name!r} unpacks to {info.file_size} bytes, "
+                             f"more than the whole file holds (a corrupt or hostile archive)")
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{path}: the entry {name!r} has .npy format version "
+                                 f"{version}, which pynn does not read")
+        if dtype.hasobject:
+            raise ModelFileError(f"{path} contains pickled Python objects (entry {name!r}); "
+                                 f"pynn.load never unpickles (it could run arbitrary code). "
+                                 f"Only files written by pynn.save can be loaded")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes != info.file_size - f.tell():
+            raise ModelFileError(f"{path}: the entry {name!r} claims shape {shape} "
+                                 f"({nbytes} bytes) but holds {info.file_size - f.tell()} "
+                                 f"bytes of data (corrupt or hostile)")
+        data = f.read(nbytes)
+        f.read(1)  # reach the end of the entry: zipfile checks its CRC there
+    if len(data) != nbytes:
+        raise ModelFileError(f"{path}: the entry {name!r} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
 def load(path: PathLike) -> Sequential:
@@ -178,7 +219,8 @@ def load(path: PathLike) -> Sequential:
         return _build(path, meta, arrays)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # any bad value in the header (found by fuzzing:
+        # KeyError, TypeError, ValueError, OverflowError from the generator state, ...)
         raise ModelFileError(f"{path}: inconsistent model description: {exc}") from exc
 
 

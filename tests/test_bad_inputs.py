@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -75,6 +75,11 @@ class Bad:
 
 def _call(fn, *args, **kwargs):
     return fn, args, kwargs
+
+
+def _given(make, build):
+    """A row whose arguments share one array: build(make()) when the row runs."""
+    return lambda: build(make())
 
 
 # ---- pynn.ops --------------------------------------------------------------------------------------
@@ -149,22 +154,22 @@ OPS_CASES = [
     Bad("matmul-out-shape", lambda: _call(ops.matmul, _x(x57), _x(w73), out=np.zeros((3, 5), F32)), ValueError, r"^out must have shape \(5, 3\)"),
     Bad("matmul-out-dtype", lambda: _call(ops.matmul, _x(x57), _x(w73), out=np.zeros((5, 3), F64)), TypeError, r"^out must have dtype float32"),
     Bad("matmul-out-list", lambda: _call(ops.matmul, _x(x57), _x(w73), out=[[0.0] * 3] * 5), TypeError, r"^out must be a numpy.ndarray"),
-    Bad("matmul-out-aliases-a", lambda: (lambda a: _call(ops.matmul, a, np.eye(7, dtype=F32), out=a))(_x((7, 7))), ValueError, r"^out must not overlap"),
-    Bad("linear-out-aliases-x", lambda: (lambda a: _call(ops.linear, a[:, :4], _x((4, 4)), out=a[:, 4:8]))(_x((5, 8))), ValueError, r"^out must (not overlap|be C-contiguous)"),
-    Bad("linear-out-aliases-w", lambda: (lambda w: _call(ops.linear, _x((4, 4)), w, out=w))(_x((4, 4))), ValueError, r"^out must not overlap"),
+    Bad("matmul-out-aliases-a", _given(lambda: _x((7, 7)), lambda a: _call(ops.matmul, a, np.eye(7, dtype=F32), out=a)), ValueError, r"^out must not overlap"),
+    Bad("linear-out-aliases-x", _given(lambda: _x((5, 8)), lambda a: _call(ops.linear, a[:, :4], _x((4, 4)), out=a[:, 4:8])), ValueError, r"^out must (not overlap|be C-contiguous)"),
+    Bad("linear-out-aliases-w", _given(lambda: _x((4, 4)), lambda w: _call(ops.linear, _x((4, 4)), w, out=w)), ValueError, r"^out must not overlap"),
     Bad("matmul-accumulate-no-out", lambda: _call(ops.matmul, _x(x57), _x(w73), accumulate=True), ValueError, r"accumulate=True needs out="),
     Bad("linear_backward-dw-readonly", lambda: _call(ops.linear_backward, _x(x57), _x(w73), _x((5, 3)), _x((5, 3)), dw=_ro(np.zeros(w73, F32))), ValueError, r"^dw must be writeable"),
-    Bad("linear_backward-dx-aliases-dw", lambda: (lambda d: _call(ops.linear_backward, _x((3, 4)), _x((4, 4)), _x((3, 4)), _x((3, 4)), dx=d[:3], dw=d))(np.zeros((4, 4), F32)), ValueError, r"^dx must not overlap"),
+    Bad("linear_backward-dx-aliases-dw", _given(lambda: np.zeros((4, 4), F32), lambda d: _call(ops.linear_backward, _x((3, 4)), _x((4, 4)), _x((3, 4)), _x((3, 4)), dx=d[:3], dw=d)), ValueError, r"^dx must not overlap"),
     Bad("linear_backward-dx-without-need", lambda: _call(ops.linear_backward, _x(x57), _x(w73), _x((5, 3)), _x((5, 3)), need_dx=False, dx=np.zeros(x57, F32)), ValueError, r"dx= was given but need_dx=False"),
     Bad("activation-out-readonly", lambda: _call(ops.activation, "relu", _x(x57), out=_ro(np.zeros(x57, F32))), ValueError, r"^out must be writeable"),
-    Bad("activation-inplace-readonly", lambda: (lambda a: _call(ops.activation, "relu", a, out=a))(_ro(_x(x57))), ValueError, r"^out must be writeable"),
-    Bad("activation-out-partial-overlap", lambda: (lambda a: _call(ops.activation, "relu", a[:8], out=a[2:10]))(_x((10,))), ValueError, r"^out must not overlap"),
-    Bad("xent-out-aliases-logits", lambda: (lambda a: _call(ops.softmax_cross_entropy, a, _labels(), out=a))(_x(x57)), ValueError, r"^out must not overlap"),
+    Bad("activation-inplace-readonly", _given(lambda: _ro(_x(x57)), lambda a: _call(ops.activation, "relu", a, out=a)), ValueError, r"^out must be writeable"),
+    Bad("activation-out-partial-overlap", _given(lambda: _x((10,)), lambda a: _call(ops.activation, "relu", a[:8], out=a[2:10])), ValueError, r"^out must not overlap"),
+    Bad("xent-out-aliases-logits", _given(lambda: _x(x57), lambda a: _call(ops.softmax_cross_entropy, a, _labels(), out=a)), ValueError, r"^out must not overlap"),
     Bad("sgd-params-readonly", lambda: _call(ops.sgd_step, _ro(_x((4,))), _x((4,)), None, lr=0.1), ValueError, r"^params must be writeable"),
     Bad("sgd-params-strided", lambda: _call(ops.sgd_step, _x((8,))[::2], _x((4,)), None, lr=0.1), ValueError, r"^params must be C-contiguous"),
     Bad("sgd-params-negative-stride", lambda: _call(ops.sgd_step, _x((4,))[::-1], _x((4,)), None, lr=0.1), ValueError, r"^params must be C-contiguous"),
-    Bad("sgd-params-aliases-grads", lambda: (lambda p: _call(ops.sgd_step, p, p, None, lr=0.1))(_x((4,))), ValueError, r"^params and grads must not overlap"),
-    Bad("adam-m-aliases-v", lambda: (lambda s: _call(ops.adam_step, _x((4,)), _x((4,)), s, s, step=1))(np.zeros(4, F32)), ValueError, r"^m and v must not overlap"),
+    Bad("sgd-params-aliases-grads", _given(lambda: _x((4,)), lambda p: _call(ops.sgd_step, p, p, None, lr=0.1)), ValueError, r"^params and grads must not overlap"),
+    Bad("adam-m-aliases-v", _given(lambda: np.zeros(4, F32), lambda s: _call(ops.adam_step, _x((4,)), _x((4,)), s, s, step=1)), ValueError, r"^m and v must not overlap"),
     Bad("adam-v-readonly", lambda: _call(ops.adam_step, _x((4,)), _x((4,)), np.zeros(4, F32), _ro(np.zeros(4, F32)), step=1), ValueError, r"^v must be writeable"),
     # labels out of range, negative, non-integer; invalid targets and weights
     Bad("xent-label-too-big", lambda: _call(ops.softmax_cross_entropy, _x(x57), np.array([0, 1, 2, 3, 7])), ValueError, r"^target labels must be in \[0, 7\).* 7$"),

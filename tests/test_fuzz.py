@@ -98,7 +98,7 @@ SHAPE_2D = st.tuples(st.integers(1, 9), st.integers(1, 40))
 SHAPE_ND = st.one_of(st.tuples(st.integers(1, 70)), SHAPE_2D,
                      st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 17)))
 ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "step"]
-ERRSTATE = dict(all="ignore")
+ERRSTATE = {"all": "ignore"}
 
 
 # ---- activations ---------------------------------------------------------------------------------
