@@ -223,8 +223,138 @@ OPS_CASES = [
 ]
 
 
+# ---- the model layer: Dense, Sequential, optimizers, fit/predict/evaluate, save ---------------
+rng_ = np.random.default_rng(0)
+XM = rng_.standard_normal((20, 4))
+YM = np.arange(20) % 3
+
+
+def _model(out=3):
+    return pynn.Sequential([pynn.Dense(4, 5, "relu"), pynn.Dense(5, out)], seed=0)
+
+
+def _fitted():
+    model = _model()
+    model.fit(XM, YM, loss="cross_entropy", optimizer=pynn.SGD(0.1, momentum=0.9), epochs=1)
+    return model
+
+
+def _fit(*args, model=None, **kwargs):
+    """A bad fit call on a model that was trained once (so its optimizer has state too)."""
+    kwargs.setdefault("loss", "cross_entropy")
+    model = model or _fitted()
+    return model.fit, args, kwargs
+
+
+MODEL_CASES = [
+    Bad("Dense-zero-units", lambda: _call(pynn.Dense, 0, 3), ValueError, r"^in_features must be >= 1"),
+    Bad("Dense-str-units", lambda: _call(pynn.Dense, "3", 2), TypeError, r"^in_features must be an int"),
+    Bad("Dense-float-units", lambda: _call(pynn.Dense, 3, 2.5), TypeError, r"^out_features must be an int"),
+    Bad("Dense-unknown-activation", lambda: _call(pynn.Dense, 3, 2, "gelu"), ValueError, r"^activation must be one of"),
+    Bad("Dense-negative-alpha", lambda: _call(pynn.Dense, 3, 2, "leaky_relu", alpha=-1), ValueError, r"^alpha must be"),
+    Bad("Dense-unknown-init", lambda: _call(pynn.Dense, 3, 2, init="bogus"), ValueError, r"^init must be one of"),
+    Bad("Sequential-empty", lambda: _call(pynn.Sequential, []), ValueError, r"^layers must contain"),
+    Bad("Sequential-mismatch", lambda: _call(pynn.Sequential, [pynn.Dense(3, 4), pynn.Dense(5, 2)]), ValueError, r"^layers\[1\] takes 5 inputs"),
+    Bad("Sequential-not-layers", lambda: _call(pynn.Sequential, ["dense"]), TypeError, r"^layers\[0\] must be a pynn.Dense"),
+    Bad("Sequential-float16", lambda: _call(pynn.Sequential, [pynn.Dense(3, 4)], dtype="float16"), ValueError, r"^dtype must be"),
+    Bad("Sequential-negative-seed", lambda: _call(pynn.Sequential, [pynn.Dense(3, 4)], seed=-1), (TypeError, ValueError), r"^seed must be"),
+    Bad("SGD-lr-zero", lambda: _call(pynn.SGD, 0), ValueError, r"^lr must be > 0"),
+    Bad("SGD-lr-negative", lambda: _call(pynn.SGD, -0.1), ValueError, r"^lr must be > 0"),
+    Bad("SGD-lr-nan", lambda: _call(pynn.SGD, float("nan")), ValueError, r"^lr must be finite"),
+    Bad("SGD-lr-string", lambda: _call(pynn.SGD, "0.1"), TypeError, r"^lr must be a real number"),
+    Bad("SGD-momentum-one", lambda: _call(pynn.SGD, 0.1, momentum=1.0), ValueError, r"^momentum must be in \[0, 1\)"),
+    Bad("SGD-momentum-negative", lambda: _call(pynn.SGD, 0.1, momentum=-0.1), ValueError, r"^momentum must be in \[0, 1\)"),
+    Bad("Adam-eps-negative", lambda: _call(pynn.Adam, eps=-1), ValueError, r"^eps must be > 0"),
+    Bad("fit-X-complex", lambda: _fit(XM.astype(complex), YM), TypeError, r"^X must hold real numbers"),
+    Bad("fit-X-object", lambda: _fit(XM.astype(object), YM), TypeError, r"^X must hold real numbers"),
+    Bad("fit-X-strings", lambda: _fit(XM.astype(str), YM), TypeError, r"^X must hold real numbers"),
+    Bad("fit-X-1d", lambda: _fit(XM[0], YM), ValueError, r"^X must be 2-D"),
+    Bad("fit-X-3d", lambda: _fit(XM[None], YM), ValueError, r"^X must be 2-D"),
+    Bad("fit-X-features", lambda: _fit(XM[:, :3], YM), ValueError, r"^X must have 4 features"),
+    Bad("fit-X-empty", lambda: _fit(XM[:0], YM[:0]), ValueError, r"^X must contain at least one sample"),
+    Bad("fit-X-nan", lambda: _fit(np.where(XM > 1, np.nan, XM), YM), ValueError, r"^X contains NaN or inf"),
+    Bad("fit-X-inf", lambda: _fit(np.where(XM > 1, np.inf, XM), YM), ValueError, r"^X contains NaN or inf"),
+    Bad("fit-batch-mismatch", lambda: _fit(XM, YM[:10]), ValueError, r"^y must have 20 labels"),
+    Bad("fit-label-out-of-range", lambda: _fit(XM, YM + 1), ValueError, r"^y: labels must be in \[0, 3\)"),
+    Bad("fit-label-negative", lambda: _fit(XM, YM - 1), ValueError, r"^y: labels must be in \[0, 3\)"),
+    Bad("fit-label-non-integer", lambda: _fit(XM, YM + 0.5), ValueError, r"^y must hold integer class labels"),
+    Bad("fit-label-nan", lambda: _fit(XM, np.where(YM == 0, np.nan, YM)), ValueError, r"^y contains NaN or inf"),
+    Bad("fit-label-strings", lambda: _fit(XM, YM.astype(str)), TypeError, r"^y must be a real numeric array"),
+    Bad("fit-too-few-classes", lambda: _fit(XM, YM, model=_model(out=1)), ValueError, r"cross_entropy needs at least 2 outputs"),
+    Bad("fit-mse-target-nan", lambda: _fit(XM, np.full((20, 3), np.nan), loss="mse"), ValueError, r"^y contains NaN or inf"),
+    Bad("fit-mse-target-shape", lambda: _fit(XM, np.ones((20, 2)), loss="mse"), ValueError, r"^y must have shape \(20, 3\)"),
+    Bad("fit-hinge-target", lambda: _fit(XM, np.full((20, 3), 2.0), loss="hinge"), ValueError, r"^y: hinge targets must be -1 or 1"),
+    Bad("fit-bce-target", lambda: _fit(XM, np.full((20, 3), 2.0), loss="binary_cross_entropy"), ValueError, r"^y: binary_cross_entropy targets must be in \[0, 1\]"),
+    Bad("fit-epochs-negative", lambda: _fit(XM, YM, epochs=-1), ValueError, r"^epochs must be >= 0"),
+    Bad("fit-batch-size-zero", lambda: _fit(XM, YM, batch_size=0), ValueError, r"^batch_size must be >= 1"),
+    Bad("fit-batch-size-float", lambda: _fit(XM, YM, batch_size=1.5), TypeError, r"^batch_size must be an int"),
+    Bad("fit-unknown-loss", lambda: _fit(XM, YM, loss="bogus"), ValueError, r"^loss must be one of"),
+    Bad("fit-unknown-optimizer", lambda: _fit(XM, YM, optimizer="bogus"), ValueError, r"^optimizer must be one of"),
+    Bad("fit-validation-split-one", lambda: _fit(XM, YM, validation_split=1.0), ValueError, r"^validation_split must be in \[0, 1\)"),
+    Bad("fit-shuffle-string", lambda: _fit(XM, YM, shuffle="yes"), TypeError, r"^shuffle must be a bool"),
+    Bad("fit-weight-negative", lambda: _fit(XM, YM, sample_weight=-np.ones(20)), ValueError, r"^sample_weight must be >= 0"),
+    Bad("fit-weight-length", lambda: _fit(XM, YM, sample_weight=np.ones(3)), ValueError, r"^sample_weight must have shape \(20,\)"),
+    Bad("fit-validation-data-shape", lambda: _fit(XM, YM, validation_data=(XM[:, :2], YM)), ValueError, r"^validation_data\[0\] \(X_val\) must have 4 features"),
+    Bad("predict-before-fit", lambda: _call(_model().predict, XM), ValueError, r"^predict needs to know the loss"),
+    Bad("predict-features", lambda: _call(_fitted().predict, XM[:, :2]), ValueError, r"^X must have 4 features"),
+    Bad("predict-nan", lambda: _call(_fitted().predict, np.full((2, 4), np.nan)), ValueError, r"^X contains NaN or inf"),
+    Bad("predict-complex", lambda: _call(_fitted().predict, XM.astype(complex)), TypeError, r"^X must hold real numbers"),
+    Bad("evaluate-labels", lambda: _call(_fitted().evaluate, XM, YM + 5), ValueError, r"^y: labels must be in"),
+    Bad("set_weights-count", lambda: _call(_fitted().set_weights, [np.ones((2, 2))]), ValueError, r"^weights must hold 4 arrays"),
+    Bad("save-not-a-model", lambda: _call(pynn.save, "model", "unused.npz"), TypeError, r"^model must be a pynn.Sequential"),
+]
+
+
+# ---- datasets helpers and the scikit-learn estimators -------------------------------------------
+def _sk(estimator, method="fit", X=XM, y=YM, **kwargs):
+    return getattr(estimator, method), (X, y) if method == "fit" else (X,), kwargs
+
+
+def _sklearn_cases():
+    from pynn.sklearn import MLPClassifier, MLPRegressor
+    return [
+        Bad("sklearn-hidden-zero", lambda: _sk(MLPClassifier(hidden_layer_sizes=(0,))), ValueError, r"hidden_layer_sizes must be > 0"),
+        Bad("sklearn-lr-negative", lambda: _sk(MLPClassifier(learning_rate_init=-1)), ValueError, r"'learning_rate_init' parameter"),
+        Bad("sklearn-activation", lambda: _sk(MLPClassifier(activation="gelu")), ValueError, r"'activation' parameter"),
+        Bad("sklearn-batch-zero", lambda: _sk(MLPClassifier(batch_size=0)), ValueError, r"'batch_size' parameter"),
+        Bad("sklearn-momentum", lambda: _sk(MLPClassifier(solver="sgd", momentum=1.5)), ValueError, r"'momentum' parameter"),
+        Bad("sklearn-X-nan", lambda: _sk(MLPRegressor(max_iter=2), X=np.where(XM > 1, np.nan, XM)), ValueError, r"Input X contains NaN"),
+        Bad("sklearn-y-inf", lambda: _sk(MLPRegressor(max_iter=2), y=np.where(YM > 1, np.inf, YM)), ValueError, r"Input y contains infinity"),
+        Bad("sklearn-X-complex", lambda: _sk(MLPClassifier(max_iter=2), X=XM.astype(complex)), ValueError, r"[Cc]omplex"),
+        Bad("sklearn-batch-mismatch", lambda: _sk(MLPClassifier(max_iter=2), y=YM[:5]), ValueError, r"inconsistent numbers of samples"),
+        Bad("sklearn-predict-unfitted", lambda: _sk(MLPClassifier(), "predict"), ValueError, r"not fitted yet"),
+    ]
+
+
+DATA_CASES = [
+    Bad("one_hot-float-labels", lambda: _call(pynn.datasets.one_hot, [0.5]), TypeError, r"^y must hold integer class labels"),
+    Bad("one_hot-out-of-range", lambda: _call(pynn.datasets.one_hot, [0, 3], n_classes=2), ValueError, r"^y must be in 0..1"),
+    Bad("one_hot-negative", lambda: _call(pynn.datasets.one_hot, [0, -1]), ValueError, r"^y must be in .* found label -1"),
+    Bad("train_val_split-fraction", lambda: _call(pynn.datasets.train_val_split, XM, YM, val_fraction=1.5), ValueError, r"^val_fraction must be in \(0, 1\)"),
+    Bad("train_val_split-lengths", lambda: _call(pynn.datasets.train_val_split, XM, YM[:5]), ValueError, r"^X and y must have the same number of samples"),
+    Bad("standardize-nan", lambda: _call(pynn.datasets.standardize, np.full((3, 2), np.nan)), ValueError, r"^X contains NaN"),
+]
+
+
+ALL_CASES = OPS_CASES + MODEL_CASES + DATA_CASES + _sklearn_cases()
+
+
+def _model_state(fn) -> list:
+    """The arrays of the model (or estimator) a bound method belongs to."""
+    owner = getattr(fn, "__self__", None)
+    model = getattr(owner, "model_", owner)
+    arrays = []
+    if isinstance(model, pynn.Sequential):
+        arrays.append(model.params)
+        if model.optimizer is not None:
+            arrays.extend(model.optimizer.state_arrays().values())
+    return arrays
+
+
 def _check_bad(case: Bad) -> None:
     fn, args, kwargs = case.build()
+    model_before = [(a, a.copy()) for a in _model_state(fn)]
+    epochs = getattr(getattr(fn, "__self__", None), "epochs_trained", None)
     # (the 0-strided views of the "too big" rows are not copied: they are read-only anyway)
     before = [(a, a.copy(), a.flags.writeable) for a in _arrays((args, kwargs))
               if a.nbytes < 1 << 26]
@@ -237,6 +367,30 @@ def _check_bad(case: Bad) -> None:
     for arr, copy, writeable in before:
         assert arr.tobytes() == copy.tobytes(), f"{case.id}: an argument was modified"
         assert arr.flags.writeable == writeable
+    for arr, copy in model_before:
+        assert arr.tobytes() == copy.tobytes(), f"{case.id}: the model was modified"
+    assert getattr(getattr(fn, "__self__", None), "epochs_trained", None) == epochs
+
+
+@pytest.mark.parametrize("case", MODEL_CASES + DATA_CASES, ids=[c.id for c in MODEL_CASES + DATA_CASES])
+def test_model_layer_rejects_bad_input(case):
+    _check_bad(case)
+
+
+@pytest.mark.parametrize("case", _sklearn_cases(), ids=[c.id for c in _sklearn_cases()])
+def test_sklearn_estimators_reject_bad_input(case):
+    _check_bad(case)
+
+
+def test_command_line_rejects_bad_input():
+    """Unknown commands and options: exit status 2 and a usage message, no traceback."""
+    import subprocess
+    import sys
+    for argv in (["bogus"], ["info", "--bogus"], []):
+        out = subprocess.run([sys.executable, "-m", "pynn", *argv], capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert out.returncode == 2, (argv, out.returncode)
+        assert "usage:" in out.stderr and "Traceback" not in out.stderr, argv
 
 
 @pytest.mark.parametrize("case", OPS_CASES, ids=[c.id for c in OPS_CASES])
@@ -244,9 +398,9 @@ def test_ops_reject_bad_input(case):
     _check_bad(case)
 
 
-def test_ops_corpus_size():
-    assert len({c.id for c in OPS_CASES}) == len(OPS_CASES), "duplicate case ids"
-    assert len(OPS_CASES) >= 80
+def test_corpus_size():
+    assert len({c.id for c in ALL_CASES}) == len(ALL_CASES), "duplicate case ids"
+    assert len(ALL_CASES) >= 80
 
 
 # ---- accepted by copy: strided, reversed, Fortran, broadcast and misaligned views ---------------
