@@ -11,7 +11,7 @@ cdef object _FLOAT64 = np.dtype(np.float64)
 
 
 cdef inline str _shape_str(tuple shape):
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    return str(tuple(int(s) for s in shape))  # "(2,)" for one dimension, like NumPy
 
 
 cdef cnp.ndarray _float_array(object x, str name, object dtype=None):
