@@ -46,3 +46,9 @@ def fashion_mnist(monkeypatch):
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI must have Fashion-MNIST: {exc}")
         pytest.skip(str(exc))
+
+
+# Subprocesses started by tests (python -c ..., python -m pynn ...) must import the installed
+# pynn, never the uncompiled source tree in the current directory: PYTHONSAFEPATH (Python 3.11+)
+# keeps the current directory off their sys.path.
+os.environ.setdefault("PYTHONSAFEPATH", "1")
