@@ -82,13 +82,33 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                 pn_size mc = i1 - ic < cfg->mc ? i1 - ic : cfg->mc;
                 cfg->pack_a(abuf, A.trans ? A.p + p0 * A.ld + ic : A.p + ic * A.ld + p0, A.ld,
                             A.trans, mc, kc);
+                /* a bottom edge of 1-2 rows goes three B panels at a time (ukr_r2) */
+                const pn_size medge = mc % MR;
+                const pn_size mtiles = cfg->ukr_r2 && medge > 0 && medge <= 2 ? mc - medge : mc;
+                pn_size jr3 = 0;
+                if (mtiles < mc) {
+                    for (; jr3 + 2 * NR < nc; jr3 += 3 * NR) {
+                        int nr3 = (int)(nc - jr3 - 2 * NR < NR ? nc - jr3 - 2 * NR : NR);
+                        T *ct = c + (ic + mtiles) * ldc + jc + jr3;
+                        cfg->ukr_r2(kc, abuf + mtiles * kc, bbuf + jr3 * kc, ct, ldc,
+                                    (int)medge, nr3, load_c,
+                                    (last && bias) ? bias + jc + jr3 : NULL,
+                                    last ? kact : PN_ACT_IDENTITY, alpha);
+                        if (last && tact >= 0)
+                            for (int i = 0; i < (int)medge; i++)
+                                FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1,
+                                                          2 * NR + nr3, tact, alpha);
+                    }
+                }
                 for (pn_size jr = 0; jr < nc; jr += NR) {
                     int nr = (int)(nc - jr < NR ? nc - jr : NR);
                     const T *bias_t = (last && bias) ? bias + jc + jr : NULL;
-                    for (pn_size ir = 0; ir < mc; ir += MR) {
+                    /* rows mtiles.. of panels below jr3 were done by ukr_r2 */
+                    pn_size mend = jr < jr3 ? mtiles : mc;
+                    for (pn_size ir = 0; ir < mend; ir += MR) {
                         int mr = (int)(mc - ir < MR ? mc - ir : MR);
                         T *ct = c + (ic + ir) * ldc + jc + jr;
-                        cfg->ukr(kc, abuf + ir * kc, bbuf + jr * kc, ct, ldc, mr, nr, load_c,
+                        cfg->ukr(kc, abuf + ir * kc, bbuf + jr * kc, NR, ct, ldc, mr, nr, load_c,
                                  bias_t, last ? kact : PN_ACT_IDENTITY, alpha);
                         if (last && tact >= 0)
                             for (int i = 0; i < mr; i++)

@@ -13,13 +13,15 @@
 
 #include "isa.h"
 
-/* C tile (mr x nr, row stride ldc) = [C +] Ap (MR x kc) . Bp (kc x NR), then bias (nr values
- * or NULL) and act (identity/relu/leaky_relu only). mr <= MR, nr <= NR. load_c = 0 never reads
- * C. */
-typedef void pn_ukr_f32(pn_size kc, const float *ap, const float *bp, float *c, pn_size ldc,
-                        int mr, int nr, int load_c, const float *bias, int act, float alpha);
-typedef void pn_ukr_f64(pn_size kc, const double *ap, const double *bp, double *c, pn_size ldc,
-                        int mr, int nr, int load_c, const double *bias, int act, double alpha);
+/* C tile (mr x nr, row stride ldc) = [C +] Ap (MR x kc) . Bp (kc x NR, row stride ldb: NR when
+ * packed), then bias (nr values or NULL) and
+ * act (identity/relu/leaky_relu only). mr <= MR, nr <= NR. load_c = 0 never reads C. */
+typedef void pn_ukr_f32(pn_size kc, const float *ap, const float *bp, pn_size ldb, float *c,
+                        pn_size ldc, int mr, int nr, int load_c, const float *bias, int act,
+                        float alpha);
+typedef void pn_ukr_f64(pn_size kc, const double *ap, const double *bp, pn_size ldb, double *c,
+                        pn_size ldc, int mr, int nr, int load_c, const double *bias, int act,
+                        double alpha);
 
 /* The micro-kernel with A read in place: element (i, p) of the A block at a[i*rsa + p*csa]
  * (rows past mr are never read). */
@@ -29,6 +31,14 @@ typedef void pn_ukr_sa_f32(pn_size kc, const float *a, pn_size rsa, pn_size csa,
 typedef void pn_ukr_sa_f64(pn_size kc, const double *a, pn_size rsa, pn_size csa,
                            const double *bp, double *c, pn_size ldc, int mr, int nr, int load_c,
                            const double *bias, int act, double alpha);
+
+/* A block's bottom edge of at most 2 rows over three B micro-panels at once (panel q at
+ * bp + q*kc*NR, writing columns c + q*NR; the third panel nr3 wide). */
+typedef void pn_ukr_r2_f32(pn_size kc, const float *ap, const float *bp, float *c, pn_size ldc,
+                           int mr, int nr3, int load_c, const float *bias, int act, float alpha);
+typedef void pn_ukr_r2_f64(pn_size kc, const double *ap, const double *bp, double *c,
+                           pn_size ldc, int mr, int nr3, int load_c, const double *bias, int act,
+                           double alpha);
 
 /* One row, unpacked (for products with very few rows, where packing B costs as much as the
  * product): c (n) = [c +] a (k values, stride inca) . B (k x n, row stride ldb), then bias, act.
@@ -47,6 +57,7 @@ typedef struct {
     int lanes; /* vector width in elements (1: scalar) */
     pn_ukr_f32 *ukr;
     pn_ukr_sa_f32 *ukr_sa;
+    pn_ukr_r2_f32 *ukr_r2; /* NULL: not provided */
     pn_rowk_f32 *rowk;
     /* pack mc rows x kc of op(A) (a at op(A)(0,0), row stride lda of the stored matrix) */
     void (*pack_a)(float *ap, const float *a, pn_size lda, int trans, pn_size mc, pn_size kc);
@@ -61,6 +72,7 @@ typedef struct {
     int lanes; /* vector width in elements (1: scalar) */
     pn_ukr_f64 *ukr;
     pn_ukr_sa_f64 *ukr_sa;
+    pn_ukr_r2_f64 *ukr_r2; /* NULL: not provided */
     pn_rowk_f64 *rowk;
     /* pack mc rows x kc of op(A) (a at op(A)(0,0), row stride lda of the stored matrix) */
     void (*pack_a)(double *ap, const double *a, pn_size lda, int trans, pn_size mc, pn_size kc);

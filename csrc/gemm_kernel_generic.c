@@ -17,7 +17,7 @@
 
 #define DEFINE_GENERIC(T, SUF, NR)                                                            \
     static void ukr_##SUF(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT bp,       \
-                          T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,          \
+                          pn_size ldb, T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,          \
                           const T *PN_RESTRICT bias, int act, T alpha) {                      \
         T acc[GEN_MR][NR];                                                                    \
         for (int i = 0; i < GEN_MR; i++)                                                      \
@@ -26,7 +26,7 @@
             for (int i = 0; i < GEN_MR; i++)                                                  \
                 for (int j = 0; j < NR; j++) acc[i][j] += ap[i] * bp[j];                      \
             ap += GEN_MR;                                                                     \
-            bp += NR;                                                                         \
+            bp += ldb;                                                                         \
         }                                                                                     \
         for (int i = 0; i < mr; i++)                                                          \
             for (int j = 0; j < nr; j++) {                                                    \
@@ -109,7 +109,7 @@
         }                                                                                     \
     }                                                                                         \
     const pn_gemm_cfg_##SUF pn_gemm_cfg_##SUF##_generic = {                                   \
-        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, ukr_sa_##SUF, rowk_##SUF, pack_a_##SUF, pack_b_##SUF,     \
+        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, ukr_sa_##SUF, NULL, rowk_##SUF, pack_a_##SUF, pack_b_##SUF,     \
         probe_##SUF};
 
 DEFINE_GENERIC(float, f32, GEN_NR_F32)

@@ -68,7 +68,7 @@ static inline __attribute__((always_inline)) void KFN(prefetch_c)(T *c, pn_size 
 }
 
 static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT bp,
-                     T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,
+                     pn_size ldb, T *PN_RESTRICT c, pn_size ldc, int mr, int nr, int load_c,
                      const T *PN_RESTRICT bias, int act, T alpha) {
     VT acc0[MR], acc1[MR];
 #pragma GCC unroll 16
@@ -84,9 +84,49 @@ static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT b
             acc1[i] = V_FMA(av, b1, acc1[i]);
         }
         ap += MR;
-        bp += NR;
+        bp += ldb;
     }
     KFN(store_tile)(acc0, acc1, c, ldc, mr, nr, load_c, bias, act, alpha);
+}
+
+/* The bottom edge of a block when it has at most 2 rows (every MLP batch of 32, 128 or 512 is
+ * 2 mod 6): three B micro-panels at once (panel q at bp + q * kc * NR, columns c + q * NR; the
+ * third nr3 wide), 12 accumulators as in a full tile instead of three mostly empty tiles. The
+ * arithmetic per element is the full kernel's. */
+static void KFN(ukr_r2)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT bp,
+                        T *PN_RESTRICT c, pn_size ldc, int mr, int nr3, int load_c,
+                        const T *PN_RESTRICT bias, int act, T alpha) {
+    VT acc[3][2][MR]; /* [panel][half][row]; rows >= 2 stay zero and are never stored */
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        acc[0][0][i] = acc[0][1][i] = acc[1][0][i] = acc[1][1][i] = acc[2][0][i] =
+            acc[2][1][i] = V_ZERO();
+    const T *b0p = bp, *b1p = bp + kc * NR, *b2p = bp + 2 * kc * NR;
+    const T *a1p = ap + (mr > 1 ? 1 : 0); /* a single row re-reads row 0 (results dropped) */
+    for (pn_size p = 0; p < kc; p++) {
+        VT x0 = V_BCAST(ap + p * MR), x1 = V_BCAST(a1p + p * MR);
+        VT b00 = V_LOAD(b0p), b01 = V_LOAD(b0p + VL);
+        VT b10 = V_LOAD(b1p), b11 = V_LOAD(b1p + VL);
+        VT b20 = V_LOAD(b2p), b21 = V_LOAD(b2p + VL);
+        acc[0][0][0] = V_FMA(x0, b00, acc[0][0][0]);
+        acc[0][1][0] = V_FMA(x0, b01, acc[0][1][0]);
+        acc[1][0][0] = V_FMA(x0, b10, acc[1][0][0]);
+        acc[1][1][0] = V_FMA(x0, b11, acc[1][1][0]);
+        acc[2][0][0] = V_FMA(x0, b20, acc[2][0][0]);
+        acc[2][1][0] = V_FMA(x0, b21, acc[2][1][0]);
+        acc[0][0][1] = V_FMA(x1, b00, acc[0][0][1]);
+        acc[0][1][1] = V_FMA(x1, b01, acc[0][1][1]);
+        acc[1][0][1] = V_FMA(x1, b10, acc[1][0][1]);
+        acc[1][1][1] = V_FMA(x1, b11, acc[1][1][1]);
+        acc[2][0][1] = V_FMA(x1, b20, acc[2][0][1]);
+        acc[2][1][1] = V_FMA(x1, b21, acc[2][1][1]);
+        b0p += NR;
+        b1p += NR;
+        b2p += NR;
+    }
+    for (int q = 0; q < 3; q++)
+        KFN(store_tile)(acc[q][0], acc[q][1], c + q * NR, ldc, mr, q < 2 ? NR : nr3, load_c,
+                        bias ? bias + q * NR : NULL, act, alpha);
 }
 
 /* The same with A read in place (element (i, p) at a[i * rsa + p * csa]): for products whose
@@ -282,7 +322,7 @@ static T KFN(fma_probe)(pn_size iters) {
 }
 
 const PN_CAT(pn_gemm_cfg_, SUF) PN_CAT(PN_CAT(pn_gemm_cfg_, SUF), PN_CAT(_, ISA)) = {
-    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(ukr_sa), KFN(rowk), KFN(pack_a), KFN(pack_b), KFN(fma_probe)};
+    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(ukr_sa), KFN(ukr_r2), KFN(rowk), KFN(pack_a), KFN(pack_b), KFN(fma_probe)};
 
 #undef NR
 #undef KFN

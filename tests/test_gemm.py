@@ -9,7 +9,8 @@ from pynn import reference as ref
 DTYPES = [np.float32, np.float64]
 ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
 # Edge sizes around the register tiles (generic 4x8/4x4, AVX2 6x16/6x8, AVX-512 12x32/12x16),
-# the row-kernel threshold (2 rows) and the K slices (KC = 256).
+# the row-kernel threshold (2 rows), bottom edges of 1-2 rows over 3+ panels (the 3-panel
+# edge kernel) and the K slices (KC = 256).
 SHAPES = [(1, 1, 1), (1, 7, 1), (2, 33, 5), (3, 17, 1), (5, 8, 13), (6, 16, 256), (7, 15, 257),
           (12, 32, 255), (13, 33, 511), (17, 10, 128), (31, 64, 1), (97, 5, 300), (1, 300, 784),
           (128, 10, 128), (145, 49, 73), (300, 3, 40), (3, 300, 40), (64, 1000, 7)]
@@ -135,6 +136,7 @@ def test_nan_inf_propagate_like_numpy(isa, dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bitwise_identical_at_1_and_2_threads(isa, dtype, threads, rng):
     cases = [(256, 300, 513, False, False), (31, 1000, 257, True, False),
+             (128, 200, 70, False, False),
              (1000, 20, 100, False, True), (2, 2000, 300, False, False), (97, 64, 1, True, True)]
     for m, n, k, ta, tb in cases:
         a, b = _operands(rng, m, n, k, ta, tb, dtype)
@@ -159,7 +161,8 @@ def test_bitwise_identical_at_1_and_2_threads(isa, dtype, threads, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS + ["step"])
 def test_linear_matches_reference(isa, dtype, act, rng):
-    for n, i, o in [(1, 784, 256), (2, 5, 3), (5, 7, 33), (128, 128, 10), (37, 300, 17)]:
+    for n, i, o in [(1, 784, 256), (2, 5, 3), (5, 7, 33), (128, 128, 10), (37, 300, 17),
+                    (128, 64, 50), (31, 20, 100)]:
         x = rng.standard_normal((n, i)).astype(dtype)
         w = (rng.standard_normal((i, o)) / np.sqrt(i)).astype(dtype)
         b = rng.standard_normal(o).astype(dtype)
