@@ -17,6 +17,13 @@
 /* Elements per thread worth threads in the fused dz/colsum pass. */
 #define PN_DZ_THREAD_GRAIN 65536.0
 
+/* No loop-carried dependence through memory here (the arrays never alias). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define PN_GEMM_IVDEP _Pragma("GCC ivdep")
+#else
+#define PN_GEMM_IVDEP
+#endif
+
 /* ---- packing buffers: per thread, reused, grown when needed, freed at thread exit ------------- */
 
 enum { PN_GEMM_NBUF = 3 }; /* 0: packed A, 1: packed B, 2: dz of the backward */
