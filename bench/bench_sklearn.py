@@ -40,7 +40,7 @@ def estimator_params(hidden: list[int], epochs: int) -> dict:
 CASES = {
     "full": [
         {"dataset": "digits", "hidden": [256, 128], "epochs": 30, "repeats": 3},
-        {"dataset": "fashion-mnist", "hidden": [256, 128], "epochs": 3, "repeats": 2},
+        {"dataset": "fashion-mnist", "hidden": [256, 128], "epochs": 2, "repeats": 2},
     ],
     "quick": [
         {"dataset": "digits", "hidden": [256, 128], "epochs": 20, "repeats": 2},

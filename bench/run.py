@@ -57,6 +57,8 @@ def run_external(step: str, mode: str, out_dir: Path, log=machine_mod.say) -> di
         args.append("--tiny")
     elif mode == "quick" and "--quick" in helptext:
         args.append("--quick")
+    if "--dtype" in helptext:  # the end-to-end comparisons are float32; halves the run
+        args += ["--dtype", "float32"]
     json_path = out_dir / f".{step}.json"
     if "--json" in helptext:
         args += ["--json", str(json_path)]
