@@ -284,6 +284,31 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def gemm_share_lines(results: dict) -> list[str]:
+    """How much of pynn's batch-128 epoch its GEMMs explain: bench_gemm.py's timed step sum
+    (9 GEMMs, the first layer's dx included, which training skips) x batches per epoch."""
+    bench = results["benchmarks"]
+    cases = (bench.get("gemm", {}).get("results") or {}).get("cases", [])
+    main = next((c for c in bench.get("train", {}).get("configs", [])
+                 if c["name"] == "batch128"), None)
+    if not main or not cases:
+        return []
+    lines = []
+    for run in main["runs"]:
+        epoch = run["systems"].get("pynn", {}).get("median_epoch_s")
+        step = next((c for c in cases if c.get("group") == "step128-sum"
+                     and c.get("threads") == run["threads"] and c.get("dtype") == "float32"), None)
+        if not epoch or not step:
+            continue
+        batches = -(-run["n_train"] // main["batch_size"])
+        for name, key in (("pynn", "pynn_s"), ("NumPy", "numpy_s")):
+            gemm_s = step[key] * batches
+            lines.append(f"- {run['threads']} thread(s): the step's GEMMs at {name}'s speed take "
+                         f"{gemm_s:.3f} s per epoch ({100 * gemm_s / epoch:.0f}% of pynn's "
+                         f"{epoch:.3f} s epoch)")
+    return lines
+
+
 def render_markdown(results: dict, plots: dict[str, str], compact: bool = False) -> str:
     """The report. compact (the README's section): without the GEMM and kernel tables."""
     machine = results["machine"]
@@ -304,6 +329,10 @@ def render_markdown(results: dict, plots: dict[str, str], compact: bool = False)
                        "pynn is faster; test accuracy after the last epoch; peak RSS includes "
                        "the data set."), "", bench_train.table(train), "", "Thread scaling:", "",
                   scaling_table(train)]
+        share = gemm_share_lines(results)
+        if share:
+            parts += ["", "Where pynn's epoch goes (GEMM times from bench_gemm.py, same run):",
+                      "", *share]
         if "epoch_time" in plots:
             parts += ["", f"![epoch time per system]({plots['epoch_time']})"]
     elif "train" in bench:
