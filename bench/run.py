@@ -389,6 +389,8 @@ def update_readme(results: dict, plots: dict[str, str], out_dir: Path,
 # ---- plots -------------------------------------------------------------------------------------
 
 def plot_epoch_time(train: dict, path: Path) -> bool:
+    """One panel per config (columns) and thread count (rows), each on its own scale: seconds per
+    epoch per system, with the time the epoch's GEMM FLOPs take at the measured FMA peak."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -397,35 +399,34 @@ def plot_epoch_time(train: dict, path: Path) -> bool:
     if not configs:
         return False
     systems = train.get("systems", [])
-    fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.8), squeeze=False)
-    width = 0.8 / max(len(systems), 1)
-    for ax, config in zip(axes[0], configs):
-        threads = [r["threads"] for r in config["runs"]]
-        for k, system in enumerate(systems):
-            values = [r["systems"].get(system, {}).get("median_epoch_s", 0) or 0
-                      for r in config["runs"]]
-            xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(threads))]
-            bars = ax.bar(xs, values, width, label=system)
+    threads = [r["threads"] for r in configs[0]["runs"]]
+    fig, axes = plt.subplots(len(threads), len(configs), squeeze=False,
+                             figsize=(3.3 * len(configs), 2.9 * len(threads)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for col, config in enumerate(configs):
+        sizes = "-".join(map(str, config["sizes"]))
+        for row, run in enumerate(config["runs"]):
+            ax = axes[row][col]
+            values = [run["systems"].get(s, {}).get("median_epoch_s") or 0 for s in systems]
+            bars = ax.bar(range(len(systems)), values, color=colors[:len(systems)])
             for bar, v in zip(bars, values):
                 if v:
                     ax.annotate(f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, v),
                                 ha="center", va="bottom", fontsize=7)
-        peak_times = [r["flops_per_epoch"] / (r["fma_peak_gflops"] * 1e9)
-                      if r.get("fma_peak_gflops") else None for r in config["runs"]]
-        for i, t in enumerate(peak_times):
-            if t:
-                ax.hlines(t, i - 0.45, i + 0.45, colors="k", linestyles="dashed", linewidth=1,
-                          label="at FMA peak" if i == 0 else None)
-        ax.set_xticks(range(len(threads)), [f"{t} thread{'s' if t > 1 else ''}"
-                                            for t in threads])
-        sizes = "-".join(map(str, config["sizes"]))
-        subset = config.get("n_train")
-        ax.set_title(f"{sizes}, batch {config['batch_size']}"
-                     + (f", {subset} samples" if subset else ""), fontsize=9)
-        ax.set_ylabel("seconds per epoch (lower is better)")
-    axes[0][0].legend(fontsize=8)
+            if run.get("fma_peak_gflops"):
+                at_peak = run["flops_per_epoch"] / (run["fma_peak_gflops"] * 1e9)
+                ax.axhline(at_peak, color="k", linestyle="dashed", linewidth=1,
+                           label="GEMM FLOPs at the FMA peak")
+            ax.set_xticks(range(len(systems)), systems, fontsize=8)
+            ax.set_ylim(0, max(values + [1e-9]) * 1.18)
+            n = run.get("n_train")
+            ax.set_title(f"{sizes}, batch {config['batch_size']}, {run['threads']} thr"
+                         + (f"\n{n} samples/epoch" if n else ""), fontsize=8)
+            if col == 0:
+                ax.set_ylabel("s per epoch (lower is better)", fontsize=8)
+    axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
 
