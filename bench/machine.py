@@ -418,7 +418,7 @@ def summary_line(machine: dict) -> str:
     return (f"{cpu['model']}, {cpu['cores_usable']} cores ({', '.join(cpu['simd_flags'])}); "
             f"Python {v['python']}, NumPy {v['numpy']} ({machine.get('openblas_kernel')}), "
             f"pynn {v['pynn']} ({machine.get('pynn_build', {}).get('isa_selected')}), "
-            f"torch {v['torch']}, scikit-learn {v['sklearn']}; {machine['date_utc']}")
+            f"torch {v['torch']}, scikit-learn {v['sklearn']}")
 
 
 if __name__ == "__main__":

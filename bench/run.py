@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -315,18 +316,20 @@ def render_markdown(results: dict, plots: dict[str, str], compact: bool = False)
     bench = results["benchmarks"]
     git = machine.get("git") or {}
     parts = [
-        f"Measured {machine['date_utc']} on {machine_mod.summary_line(machine)}.",
-        (f"pynn commit `{(git.get('commit') or '?')[:10]}`"
-         f"{' (with uncommitted changes)' if git.get('dirty') else ''}, "
-         f"mode `{results['mode']}`, {results.get('wall_s', 0) / 60:.0f} minutes. "
-         f"Reproduce: `{results['command']}`."),
+        textwrap.fill(
+            f"Measured {machine['date_utc']} on {machine_mod.summary_line(machine)}; pynn commit "
+            f"`{(git.get('commit') or '?')[:10]}`"
+            f"{' (with uncommitted changes)' if git.get('dirty') else ''}, mode "
+            f"`{results['mode']}`, {results.get('wall_s', 0) / 60:.0f} minutes. Reproduce: "
+            f"`{results['command']}`.", width=99, break_on_hyphens=False,
+            break_long_words=False),
         "", "Machine limits (measured in the same run):", "", limits_table(machine),
     ]
     if "train" in bench and "configs" in bench["train"]:
         train = bench["train"]
         parts += ["", "### Training (Fashion-MNIST, SGD momentum 0.9, lr 0.05, He init, float32)",
                   "", ("Median seconds per epoch after a warm-up epoch; `time / pynn` > 1 means "
-                       "pynn is faster; test accuracy after the last epoch; peak RSS includes "
+                       "pynn is faster;\ntest accuracy after the last epoch; peak RSS includes "
                        "the data set."), "", bench_train.table(train), "", "Thread scaling:", "",
                   scaling_table(train)]
         share = gemm_share_lines(results)
@@ -369,20 +372,28 @@ def update_readme(results: dict, plots: dict[str, str], out_dir: Path,
     end = len(text) if end < 0 else end
     rel = os.path.relpath(out_dir, readme.parent)
     body = render_markdown(results, {k: f"{rel}/{v}" for k, v in plots.items()}, compact=True)
+    def para(text: str) -> str:
+        return textwrap.fill(text, width=99, break_on_hyphens=False)
+
     section = "\n".join([
         "", "## Performance", "",
-        ("pynn against what its users would otherwise write or pick: a textbook NumPy MLP "
-         "(bench/numpy_mlp.py), PyTorch (CPU, eager) and scikit-learn's MLPClassifier, all "
-         "float32, same network, same starting weights, same recipe, each in its own process, "
-         "their epochs interleaved so the ratios come from one run. Run every benchmark (kernels, "
-         "GEMM, training, inference, the scikit-learn estimator) with"),
-        "", "```bash", "pip install '.[bench]' torch==2.13.0   # torch and scikit-learn optional",
-        "sudo apt-get install dataset-fashion-mnist       # the real data; nothing is downloaded",
-        REPRODUCE + "       # about 15 minutes on 2 cores; --quick: about 2", "```", "",
-        (f"It writes `{rel}/latest.json` (everything, with the machine), `{rel}/latest.md` (all "
-         "tables, GEMM and kernels included) and the plots, and with `--readme` rewrites this "
-         "section. The machine here is shared with other jobs: expect 10–25% drift between runs "
-         "and trust the same-run ratios over absolute times."), "", body])
+        para("pynn against what its users would otherwise write or pick: a textbook NumPy MLP "
+             "(`bench/numpy_mlp.py`), PyTorch (CPU, eager) and scikit-learn's MLPClassifier, "
+             "all float32, same network, same starting weights, same recipe, each system in its "
+             "own process, their epochs interleaved (A B C D A B C D) so that the ratios come "
+             "from one run. Every benchmark (kernels, GEMM, training, inference, the "
+             "scikit-learn estimator), one after another:"),
+        "", "```bash",
+        "pip install '.[bench]' torch==2.13.0        # torch and scikit-learn are optional",
+        "sudo apt-get install dataset-fashion-mnist  # the real data; nothing is downloaded",
+        REPRODUCE + " [--quick]", "```", "",
+        para(f"A full run takes about 15 minutes on 2 idle cores (`--quick` about 2; longer on a "
+             f"busy machine: each training configuration has a time budget and says when it "
+             f"stopped early). It writes `{rel}/latest.json` (everything, with the machine), "
+             f"`{rel}/latest.md` (all tables, the GEMM and kernel ones included) and the plots; "
+             "`--readme` rewrites this section from them. Only same-run ratios mean much: the "
+             "machines drift 10–25% between runs, and the run below shared its 2 cores with "
+             "other jobs."), "", body])
     readme.write_text(text[:start] + section + "\n" + text[end:])
 
 
