@@ -39,8 +39,9 @@ def estimator_params(hidden: list[int], epochs: int) -> dict:
 
 CASES = {
     "full": [
-        {"dataset": "digits", "hidden": [256, 128], "epochs": 30, "repeats": 3},
-        {"dataset": "fashion-mnist", "hidden": [256, 128], "epochs": 2, "repeats": 2},
+        {"dataset": "digits", "hidden": [256, 128], "epochs": 30, "repeats": 3, "budget_s": 60},
+        {"dataset": "fashion-mnist", "hidden": [256, 128], "epochs": 2, "repeats": 2,
+         "budget_s": 90},
     ],
     "quick": [
         {"dataset": "digits", "hidden": [256, 128], "epochs": 20, "repeats": 2},
@@ -75,7 +76,12 @@ def run_case(case: dict, threads: int, log=machine_mod.say) -> dict:
             out["n_train"], out["n_test"] = setup["n_train"], setup["n_test"]
             workers[impl] = worker
             out["impls"][impl] = {"fit_seconds": [], "test_accuracy": []}
+        started = time.perf_counter()
         for r in range(case["repeats"]):
+            if r and case.get("budget_s") and time.perf_counter() - started > case["budget_s"]:
+                out["truncated"] = f"{r} of {case['repeats']} rounds ({case['budget_s']} s budget)"
+                log(f"  stopped after {out['truncated']}")
+                break
             names = list(workers)
             names = names[r % len(names):] + names[:r % len(names)] if names else names
             for impl in names:
