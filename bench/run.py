@@ -109,6 +109,9 @@ def run_all(mode: str, steps: list[str], out_dir: Path, threads: list[int] | Non
             results["benchmarks"][step] = {"error": str(exc)}
         results["benchmarks"][step]["wall_s"] = time.perf_counter() - t0
         log(f"{step}: {results['benchmarks'][step]['wall_s']:.0f} s")
+        # What is done so far survives an interrupted run (render it with --from-json).
+        (out_dir / "partial.json").write_text(json.dumps(results, indent=1, default=str))
+    (out_dir / "partial.json").unlink(missing_ok=True)
     return results
 
 
