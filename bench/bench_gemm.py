@@ -115,7 +115,7 @@ def step_gemms(batch: int, rng, dtype):
 
 def run(threads_list, dtypes, quick: bool) -> dict:
     rng = np.random.default_rng(0)
-    reps, min_time = (3, 0.02) if quick else (7, 0.05)
+    reps, min_time = (3, 0.02) if quick else (5, 0.03)
     results = {"machine": machine_info(), "cases": []}
     print(f"# {results['machine']['cpu']}  cores={results['machine']['cores']}  "
           f"isa={pynn.get_isa()}  blas={results['machine']['blas']}")
