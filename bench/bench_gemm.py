@@ -130,7 +130,8 @@ def run(threads_list, dtypes, quick: bool) -> dict:
                 print(f"\n## threads={nt} {dname}: FMA peak measured {peak / 1e9:.1f} GFLOP/s")
                 print(hdr)
 
-                def record(name, flops, fp, fn, want, group, got=None):
+                def record(name, flops, fp, fn, want, group, got=None, nt=nt, dname=dname,
+                           peak=peak):
                     tp, tn, ratio = interleaved(fp, fn, reps, min_time)
                     res = residual(fp() if got is None else got(), want()) if want else 0.0
                     gp = flops / tp / 1e9 if flops else float("nan")
@@ -169,10 +170,11 @@ def run(threads_list, dtypes, quick: bool) -> dict:
                 b = rng.standard_normal((big, big)).astype(dtype)
                 cbuf, nbuf = np.empty_like(a), np.empty_like(a)
                 sub = slice(0, 64)
-                record(f"{big}^3", 2.0 * big ** 3, lambda: ops.matmul(a, b, out=cbuf),
-                       lambda: np.matmul(a, b, out=nbuf),
-                       lambda: a[sub].astype(np.float64) @ b.astype(np.float64), "big",
-                       got=lambda: ops.matmul(a[sub], b))
+                record(f"{big}^3", 2.0 * big ** 3,
+                       lambda a=a, b=b, c=cbuf: ops.matmul(a, b, out=c),
+                       lambda a=a, b=b, c=nbuf: np.matmul(a, b, out=c),
+                       lambda a=a, b=b, s=sub: a[s].astype(np.float64) @ b.astype(np.float64),
+                       "big", got=lambda a=a, b=b, s=sub: ops.matmul(a[s], b))
 
                 for batch in (1, 128) if quick else (1, 32, 128, 512):
                     for li, (i, o) in enumerate(LAYERS):
