@@ -37,7 +37,16 @@ cdef cnp.ndarray _float_array(object x, str name, object dtype=None):
         raise TypeError(f"{name} must have dtype {dtype} (the same as the other operands), "
                         f"got {dt}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):
-        arr = np.ascontiguousarray(arr)  # strided input is copied, never misread
+        # strided or misaligned input is copied, never misread (np.ascontiguousarray would
+        # return a contiguous but misaligned array as is: UB in C, found by UBSan)
+        arr = np.array(arr, order="C", copy=True)
+    return arr
+
+
+cdef object _aligned_c(object arr):
+    """arr itself when C-contiguous and aligned, else an aligned C-contiguous copy."""
+    if not arr.flags.c_contiguous or not arr.flags.aligned:
+        return np.array(arr, order="C", copy=True)
     return arr
 
 

@@ -58,7 +58,7 @@ cdef object _sample_weight(object sample_weight, pn_size n, object dtype):
     if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
         raise ValueError("sample_weight must be finite (no NaN or inf)")
     with np.errstate(over="ignore"):  # an overflow is reported below, not as a warning
-        w = np.ascontiguousarray(w, dtype=dtype)
+        w = _aligned_c(np.ascontiguousarray(w, dtype=dtype))
     if not np.all(np.isfinite(w)):
         raise ValueError(f"sample_weight must fit in {np.dtype(dtype)} (the logits' dtype): "
                          f"|w| <= {np.finfo(dtype).max:g}")
@@ -172,7 +172,7 @@ def softmax_cross_entropy(logits, target, sample_weight=None, out=None):
         if t_in.dtype == np.uint64 and t_in.max() >= c:  # would wrap when cast to int64
             raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got "
                              f"{t_in.max()}")
-        t = np.ascontiguousarray(t_in, dtype=np.int64)
+        t = _aligned_c(np.ascontiguousarray(t_in, dtype=np.int64))
         bad_at = _first_label_out_of_range(t, c)
         if bad_at >= 0:
             raise ValueError(f"target labels must be in [0, {c}) for {c} classes; row {bad_at} "
