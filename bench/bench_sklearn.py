@@ -13,8 +13,6 @@ pynn.Sequential.fit and the result says so.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -150,31 +148,18 @@ def run(mode: str = "full", threads: list[int] | None = None, machine: dict | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true")
-    group.add_argument("--tiny", action="store_true")
-    parser.add_argument("--json")
-    parser.add_argument("--machine")
-    parser.add_argument("--threads")
-    parser.add_argument("--no-lock", action="store_true")
-    args = parser.parse_args(argv)
+    args = machine_mod.bench_parser(__doc__.split("\n\n")[0]).parse_args(argv)
     machine_mod.reexec_with_clean_env()
-    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    mode = machine_mod.mode_of(args)
     with machine_mod.bench_lock(not args.no_lock):
         machine = (machine_mod.load_machine(args.machine) if args.machine
                    else machine_mod.describe(measure=False))
         try:
-            results = run(mode, [int(t) for t in args.threads.split(",")] if args.threads
-                          else None, machine)
+            results = run(mode, machine_mod.comma_list(args.threads, int), machine)
         except DataMissing as exc:
             print(exc, file=sys.stderr)
             return 2
-    results["machine"] = machine
-    print(table(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0
+    return machine_mod.finish(results, machine, table, args.json)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ the last epoch, peak RSS (the data set included), and the ratio of its epoch tim
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -198,35 +196,21 @@ def run(mode: str = "full", systems: list[str] | None = None, threads: list[int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="short runs (about a minute)")
-    mode.add_argument("--tiny", action="store_true", help="a pipeline check, seconds")
-    parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--machine", help="machine description JSON (default: measure now)")
-    parser.add_argument("--systems", help=f"comma-separated subset of {','.join(SYSTEMS)}")
-    parser.add_argument("--threads", help="comma-separated thread counts (default 1,2,..cores)")
+    parser = machine_mod.bench_parser(__doc__.split("\n\n")[0], systems=",".join(SYSTEMS))
     parser.add_argument("--configs", help="comma-separated config names")
-    parser.add_argument("--no-lock", action="store_true", help="do not take the benchmark lock")
     args = parser.parse_args(argv)
     machine_mod.reexec_with_clean_env()
-    mode_name = "tiny" if args.tiny else "quick" if args.quick else "full"
+    mode_name = machine_mod.mode_of(args)
     with machine_mod.bench_lock(not args.no_lock):
         machine = machine_mod.load_machine(args.machine, quick=mode_name != "full")
         try:
-            results = run(mode_name,
-                          systems=args.systems.split(",") if args.systems else None,
-                          threads=[int(t) for t in args.threads.split(",")] if args.threads
-                          else None, machine=machine,
-                          configs=args.configs.split(",") if args.configs else None)
+            results = run(mode_name, systems=machine_mod.comma_list(args.systems),
+                          threads=machine_mod.comma_list(args.threads, int), machine=machine,
+                          configs=machine_mod.comma_list(args.configs))
         except DataMissing as exc:
             print(exc, file=sys.stderr)
             return 2
-    results["machine"] = machine
-    print(table(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0
+    return machine_mod.finish(results, machine, table, args.json)
 
 
 if __name__ == "__main__":

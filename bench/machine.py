@@ -15,6 +15,7 @@ import datetime
 import fcntl
 import hashlib
 import importlib
+import json
 import os
 import platform
 import shutil
@@ -420,6 +421,44 @@ def summary_line(machine: dict) -> str:
             f"pynn {v['pynn']} ({machine.get('pynn_build', {}).get('isa_selected')}), "
             f"torch {v['torch']}, scikit-learn {v['sklearn']}")
 
+
+
+# ---- the command line every benchmark script shares ---------------------------------------------
+
+def bench_parser(description: str, systems: str | None = None):
+    """The flags every benchmark script takes: --quick/--tiny, --json, --machine, --threads,
+    --no-lock, and --systems when `systems` (the choices, comma-separated) is given."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="short runs")
+    mode.add_argument("--tiny", action="store_true", help="a pipeline check, seconds")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--machine", help="machine description JSON (default: measure now)")
+    if systems is not None:
+        parser.add_argument("--systems", help=f"comma-separated subset of {systems}")
+    parser.add_argument("--threads", help="comma-separated thread counts (default 1,2,..cores)")
+    parser.add_argument("--no-lock", action="store_true", help="do not take the benchmark lock")
+    return parser
+
+
+def mode_of(args) -> str:
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def comma_list(text: str | None, kind=str):
+    """'1,2' -> [1, 2] (with kind=int); None -> None (the script's default)."""
+    return [kind(item) for item in text.split(",")] if text else None
+
+
+def finish(results: dict, machine: dict, table, json_path: str | None) -> int:
+    """Attach the machine, print the table, write the JSON: how every script ends."""
+    results["machine"] = machine
+    print(table(results))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1))
+    return 0
 
 if __name__ == "__main__":
     import json
