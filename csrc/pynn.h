@@ -123,6 +123,14 @@ void pn_adam_step_f64(double *params, double *m, double *v, const double *grads,
 void pn_stream_triad_f64(double *a, const double *b, const double *c, double s, pn_size n,
                          int threads);
 
+/* ---- batch.c: mini-batch data movement ------------------------------------------------------- */
+/* dst row r = src row idx[r] (rows of row_bytes bytes; every idx[r] a valid row, checked by the
+ * caller); the next rows' cache lines are requested while one is copied. */
+void pn_gather_rows(void *dst, const void *src, const int64_t *idx, pn_size n, pn_size row_bytes);
+/* 1 if no element is NaN or +-inf. */
+int pn_all_finite_f32(const float *x, pn_size n);
+int pn_all_finite_f64(const double *x, pn_size n);
+
 /* ---- gemm.c ---------------------------------------------------------------------------------- */
 /* Letters: C (M,N) = op(A) (M,K) . op(B) (K,N); op(A) is A stored (M,K), or A^T with A stored
  * (K,M) when trans_a (likewise B). Row-major, contiguous. Threads split C into disjoint blocks and

@@ -68,9 +68,8 @@ def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
 
 
 def _all_finite(arr: np.ndarray) -> bool:
-    """Whether a flat array holds no NaN/inf: one BLAS pass without a temporary (x·x is finite
-    iff every x is, unless it overflowed, which the exact check then clears)."""
-    return math.isfinite(arr.dot(arr)) or bool(np.isfinite(arr).all())
+    """Whether an array holds no NaN/inf: one pass, no temporary, pynn's threads (no BLAS)."""
+    return ops.all_finite(arr)
 
 
 def _check_dtype(dtype: object) -> np.dtype:
@@ -301,7 +300,7 @@ class Sequential:
     def _check_X(self, X: object, name: str = "X", allow_empty: bool = True) -> np.ndarray:
         """X as a C-contiguous (n, in_features) array of the model's dtype, finite."""
         if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
-                and X.shape[1] == self._n_in and X.flags.c_contiguous):
+                and X.shape[1] == self._n_in and X.flags.c_contiguous and X.flags.aligned):
             X = self._convert_X(X, name)
         if X.shape[0] == 0 and not allow_empty:
             raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
@@ -324,7 +323,8 @@ class Sequential:
         if arr.shape[1] != self.in_features:
             raise ValueError(f"{name} must have {self.in_features} features (columns) for this "
                              f"model, got shape {arr.shape}")
-        return np.ascontiguousarray(arr, dtype=self.dtype)
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        return arr if arr.flags.aligned else arr.copy()  # a copy is always aligned
 
     # ---- inference -----------------------------------------------------------------------------
     def _hidden_buffers(self, n: int) -> list | None:
@@ -648,7 +648,8 @@ class Sequential:
         n = X.shape[0]
         self._train_buffers = {k: v for k, v in self._train_buffers.items()
                                if k[0] in (m, n % m)}  # drop sizes this fit does not use
-        perm = np.arange(n) if gather else None
+        perm = np.arange(n, dtype=np.int64) if gather else None
+        gather_rows = ops.gather_rows
         params, grads = self.params, self.grads
         has_acc = loss_obj.has_accuracy
         kernel = loss_obj.value_and_grad
@@ -665,10 +666,10 @@ class Sequential:
                 return (X[start:stop], target[start:stop],
                         None if weight is None else weight[start:stop], bufs)
             idx = perm[start:stop]
-            X.take(idx, axis=0, out=bufs.x, mode="clip")  # mode="clip": no buffered copy
-            target.take(idx, axis=0, out=bufs.y, mode="clip")
+            gather_rows(X, idx, bufs.x)
+            gather_rows(target, idx, bufs.y)
             if bufs.w is not None:
-                weight.take(idx, out=bufs.w, mode="clip")
+                gather_rows(weight, idx, bufs.w)
             return bufs.x, bufs.y, bufs.w, bufs
 
         for _ in range(epochs):

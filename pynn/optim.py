@@ -211,8 +211,7 @@ class Optimizer:
         self.iterations = self._checkpoint_iterations
 
     def _state_finite(self) -> bool:
-        return all(math.isfinite(v.dot(v)) or bool(np.isfinite(v).all())
-                   for v in self._state.values())
+        return all(ops.all_finite(v) for v in self._state.values())
 
     def reset(self) -> None:
         """Zero the state (momentum, moments) and the step counter; the epoch count is kept."""

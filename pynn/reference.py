@@ -92,6 +92,22 @@ def linear_backward(x: np.ndarray, w: np.ndarray, y: np.ndarray, dy: np.ndarray,
             grads[k] = buf
     return tuple(grads)
 
+# ---- mini-batch data movement --------------------------------------------------------------------
+
+__all__ += ["all_finite", "gather_rows"]
+
+
+def gather_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[r] = src[idx[r]]."""
+    out[...] = src[idx]
+    return out
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """No NaN and no infinity in x."""
+    return bool(np.isfinite(x).all())
+
+
 # ---- activations, losses, optimizer steps (issue 2) ---------------------------------------------
 # Computed in the inputs' dtype (pass float64 copies for an accurate oracle). Written as a careful
 # NumPy user would: stable formulas, no overflow warnings for extreme inputs.
