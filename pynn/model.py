@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from . import _core, ops
 from . import losses as _losses
-from . import ops
 from . import optim as _optim
 from .callbacks import Callback, History, ProgressBar, _overrides
 from .layers import TRAINABLE_ACTIVATIONS, Dense
@@ -226,6 +226,7 @@ class Sequential:
         self._infer_buffers: dict[int, list] = {}
         self._infer_lock = threading.Lock()
         self._train_buffers: dict = {}
+        self._networks: dict = {}
         # The weights at the start of the current epoch (see _recover_from_divergence).
         self._checkpoint: np.ndarray | None = None
 
@@ -756,28 +757,32 @@ class Sequential:
 
         Nothing is written to the gradients when the loss is not finite.
         """
-        linear = ops.linear
-        layer_args = self._layer_args
+        network = self._network(acts, deltas)
         # forward: keep each layer's output (the backward needs only outputs)
-        a = xb
-        for (W, b, act, alpha), out in zip(layer_args, acts):
-            linear(a, W, b, activation=act, alpha=alpha, out=out)
-            a = out
-        value, _ = kernel(a, yb, sample_weight=wb, out=deltas[-1])
+        network.forward(xb)
+        value, _ = kernel(acts[-1], yb, sample_weight=wb, out=deltas[-1])
         if not math.isfinite(value):
             return value
         # backward: dZ = dY ⊙ act'(Y); dW = Xᵀ·dZ; db = colsum(dZ); dX = dZ·Wᵀ
-        linear_backward = ops.linear_backward
-        layers = self.layers
-        for i in range(len(layers) - 1, 0, -1):
-            W, _b, act, alpha = layer_args[i]
-            layer = layers[i]
-            linear_backward(acts[i - 1], W, acts[i], deltas[i], activation=act, alpha=alpha,
-                            need_dx=True, dx=deltas[i - 1], dw=layer._dW, db=layer._db)
-        W, _b, act, alpha = layer_args[0]
-        linear_backward(xb, W, acts[0], deltas[0], activation=act, alpha=alpha, need_dx=False,
-                        dw=layers[0]._dW, db=layers[0]._db)
+        network.backward(xb)
         return value
+
+    def _network(self, acts: list, deltas: list) -> _core._Network:
+        """The layers bound to these activation buffers (checked once, cached per buffer set)."""
+        key = (id(acts[0]), id(deltas[0]))  # the network holds both: ids stay unique
+        network = self._networks.get(key)
+        if network is None:
+            if len(self._networks) >= _MAX_CACHED_SIZES:
+                self._networks.pop(next(iter(self._networks)))
+            layers = self.layers
+            network = _core._Network([layer._W for layer in layers],
+                                     [layer._b for layer in layers],
+                                     [layer._dW for layer in layers],
+                                     [layer._db for layer in layers],
+                                     [layer.activation for layer in layers],
+                                     [layer.alpha for layer in layers], list(acts), list(deltas))
+            self._networks[key] = network
+        return network
 
     def _diverged(self, value: float, epoch: int, batch: int, n_batches: int, lr: float,
                   history: History) -> None:
