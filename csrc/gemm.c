@@ -15,7 +15,7 @@
 /* Flops per thread worth a fork/join of the OpenMP team (about 2-4 us of work). */
 #define PN_GEMM_THREAD_GRAIN 4e5
 /* Elements per thread worth threads in the fused dz/colsum pass. */
-#define PN_DZ_THREAD_GRAIN 65536.0
+#define PN_DZ_THREAD_GRAIN 16384.0
 
 /* No loop-carried dependence through memory here (the arrays never alias). */
 #if defined(__GNUC__) && !defined(__clang__)

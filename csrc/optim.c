@@ -18,7 +18,7 @@ DECLARE_OPTIM_KERNELS(double, f64)
 #define DEFINE_OPTIM(T, SUF)                                                                  \
     void pn_sgd_step_##SUF(T *params, T *velocity, const T *grads, pn_size P, double lr,      \
                            double momentum, int nesterov, double weight_decay) {              \
-        int nt = pn_threads_here((double)P, PN_GRAIN * 4);                                    \
+        int nt = pn_threads_here((double)P, PN_GRAIN);                                        \
         PN_PARALLEL_SLICES(nt, P, 64,                                                         \
             PN_DISPATCH(pn_sgd_kernel_##SUF)(params + lo, velocity ? velocity + lo : NULL,    \
                                              grads + lo, hi - lo, (T)lr, (T)momentum,         \
@@ -31,7 +31,7 @@ DECLARE_OPTIM_KERNELS(double, f64)
          * would be 4.7e-5 off in float32 */                                                  \
         double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);    \
         T step_size = (T)(lr / bc1), bc2_sqrt = (T)sqrt(bc2), decay = (T)(1.0 - lr * weight_decay); \
-        int nt = pn_threads_here((double)P * 2, PN_GRAIN * 4);                                \
+        int nt = pn_threads_here((double)P * 2, PN_GRAIN);                                    \
         PN_PARALLEL_SLICES(nt, P, 64,                                                         \
             PN_DISPATCH(pn_adam_kernel_##SUF)(params + lo, m + lo, v + lo, grads + lo,        \
                                               hi - lo, step_size, decay, (T)(1.0 - beta1),    \
