@@ -56,6 +56,26 @@ cdef inline void _check_ndim(cnp.ndarray arr, str name, int ndim, str letters) e
                          f"{_shape_str((<object>arr).shape)}")
 
 
+cdef inline bint _overlap(cnp.ndarray x, cnp.ndarray y):
+    """True if the memory ranges of two contiguous arrays intersect."""
+    cdef char *x0 = <char *>cnp.PyArray_DATA(x)
+    cdef char *y0 = <char *>cnp.PyArray_DATA(y)
+    cdef Py_ssize_t xn = cnp.PyArray_NBYTES(x), yn = cnp.PyArray_NBYTES(y)
+    if xn == 0 or yn == 0:
+        return False
+    return x0 < y0 + yn and y0 < x0 + xn
+
+
+cdef int _may_overlap(object a, object b) except -1:
+    """Whether two arrays may share memory: a pointer-range test for contiguous ndarrays (the
+    common case, ~50x cheaper than np.may_share_memory), np.may_share_memory otherwise."""
+    if (isinstance(a, cnp.ndarray) and isinstance(b, cnp.ndarray)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>b)):
+        return _overlap(<cnp.ndarray>a, <cnp.ndarray>b)
+    return np.may_share_memory(a, b)
+
+
 cdef cnp.ndarray _out_array(object out, str name, tuple shape, object dtype, tuple inputs=()):
     """A checked `out=` array: exact shape and dtype, C-contiguous, writeable, not overlapping
     any array in `inputs`. None allocates a new one."""
@@ -74,7 +94,7 @@ cdef cnp.ndarray _out_array(object out, str name, tuple shape, object dtype, tup
     if not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} must be writeable")
     for other in inputs:
-        if other is not None and np.may_share_memory(arr, other):
+        if other is not None and _may_overlap(arr, other):
             raise ValueError(f"{name} must not overlap an input array")
     return arr
 

@@ -43,16 +43,6 @@ cdef int _gemm_activation(object name, bint backward) except -1:
 from libc.math cimport isfinite
 
 
-cdef inline bint _overlap(cnp.ndarray x, cnp.ndarray y):
-    """True if the memory ranges of two contiguous arrays intersect."""
-    cdef char *x0 = <char *>cnp.PyArray_DATA(x)
-    cdef char *y0 = <char *>cnp.PyArray_DATA(y)
-    cdef Py_ssize_t xn = cnp.PyArray_NBYTES(x), yn = cnp.PyArray_NBYTES(y)
-    if xn == 0 or yn == 0:
-        return False
-    return x0 < y0 + yn and y0 < x0 + xn
-
-
 cdef inline cnp.ndarray _operand(object x, str name, int typenum):
     """x as an aligned C-contiguous float array: as is when it already is one (the fast path of
     a small call), else through _float_array (copy of strided input, dtype errors).

@@ -158,21 +158,31 @@ cdef cnp.ndarray _prob_target(object target, cnp.ndarray x, str what):
     return t
 
 
+cdef inline bint _is_int64_vector(object t, Py_ssize_t n):
+    """t is an aligned contiguous int64 ndarray of shape (n,)."""
+    return (isinstance(t, cnp.ndarray) and cnp.PyArray_TYPE(<cnp.ndarray>t) == cnp.NPY_INT64
+            and cnp.PyArray_NDIM(<cnp.ndarray>t) == 1 and cnp.PyArray_DIMS(<cnp.ndarray>t)[0] == n
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>t))
+
+
 def softmax_cross_entropy(logits, target, sample_weight=None, out=None):
     """Softmax cross-entropy and its gradient, fused; see pynn.ops.softmax_cross_entropy."""
     x, n, c = _logits_2d(logits)
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef pn_size N = n, C = c
     t_in = target if isinstance(target, np.ndarray) else np.asarray(target)
-    cdef bint labels = t_in.dtype.kind in "iu"
+    cdef bint labels = _is_int64_vector(t_in, n) or t_in.dtype.kind in "iu"
     if labels:
-        if t_in.shape != (n,):
-            raise ValueError(f"target (integer labels) must have shape ({n},), got "
-                             f"{_shape_str(t_in.shape)}")
-        if t_in.dtype == np.uint64 and t_in.max() >= c:  # would wrap when cast to int64
-            raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got "
-                             f"{t_in.max()}")
-        t = _aligned_c(np.ascontiguousarray(t_in, dtype=np.int64))
+        if _is_int64_vector(t_in, n):  # the training loop's case: only the range check below
+            t = t_in
+        else:
+            if t_in.shape != (n,):
+                raise ValueError(f"target (integer labels) must have shape ({n},), got "
+                                 f"{_shape_str(t_in.shape)}")
+            if t_in.dtype == np.uint64 and t_in.max() >= c:  # would wrap when cast to int64
+                raise ValueError(f"target labels must be in [0, {c}) for {c} classes, got "
+                                 f"{t_in.max()}")
+            t = _aligned_c(np.ascontiguousarray(t_in, dtype=np.int64))
         bad_at = _first_label_out_of_range(t, c)
         if bad_at >= 0:
             raise ValueError(f"target labels must be in [0, {c}) for {c} classes; row {bad_at} "
@@ -232,3 +242,70 @@ def kl_divergence(logits, target, sample_weight=None, out=None):
             loss = pn_kl_div_f64(<double *>dp, <const double *>xp, <const double *>tp,
                                  <const double *>wp, N, C)
     return loss, d
+
+
+ctypedef fused _real:
+    float
+    double
+
+
+cdef inline Py_ssize_t _first_argmax(const _real *row, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t j, best = 0
+    cdef _real v, m = row[0]
+    if m != m:
+        return 0
+    for j in range(1, c):
+        v = row[j]
+        if v != v:
+            return j
+        if v > m:
+            m = v
+            best = j
+    return best
+
+
+cdef Py_ssize_t _argmax_hits(const _real *o, const int64_t *lab, const _real *t, Py_ssize_t n,
+                             Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, hits = 0, want
+    for i in range(n):
+        want = lab[i] if lab != NULL else _first_argmax(t + i * c, c)
+        hits += _first_argmax(o + i * c, c) == want
+    return hits
+
+
+def argmax_hits(outputs, target):
+    """How many rows of ``outputs`` (n, c) have their argmax at the target's class.
+
+    ``target`` is integer labels (n,) of int64, or rows (n, c) of outputs' dtype read by their
+    own argmax (one-hot or probabilities). The argmax is np.argmax's: the first maximum, a NaN
+    counting as the maximum. One pass, no temporaries (the accuracy of a training batch).
+    """
+    cdef cnp.ndarray o = _float_array(outputs, "outputs")
+    _check_2d(o, "outputs", "(n, c)")
+    cdef Py_ssize_t n = o.shape[0], c = o.shape[1], hits = 0
+    cdef cnp.ndarray t
+    cdef const int64_t *lab = NULL
+    if isinstance(target, cnp.ndarray) and (<cnp.ndarray>target).ndim == 1:
+        t = <cnp.ndarray>target
+        if cnp.PyArray_TYPE(t) != cnp.NPY_INT64 or not cnp.PyArray_ISCARRAY_RO(t):
+            raise TypeError(f"target labels must be a contiguous int64 array, got {t.dtype}")
+        if t.shape[0] != n:
+            raise ValueError(f"target must have shape ({n},), got "
+                             f"{_shape_str((<object>t).shape)}")
+        lab = <const int64_t *>cnp.PyArray_DATA(t)
+    else:
+        t = _float_array(target, "target", o.dtype)
+        if (<object>t).shape != (<object>o).shape:
+            raise ValueError(f"target rows must have shape {_shape_str((<object>o).shape)}, "
+                             f"got {_shape_str((<object>t).shape)}")
+    if n == 0 or c == 0:
+        return 0
+    if _is_f32(o):
+        with nogil:
+            hits = _argmax_hits(<const float *>cnp.PyArray_DATA(o), lab,
+                                <const float *>cnp.PyArray_DATA(t), n, c)
+    else:
+        with nogil:
+            hits = _argmax_hits(<const double *>cnp.PyArray_DATA(o), lab,
+                                <const double *>cnp.PyArray_DATA(t), n, c)
+    return hits

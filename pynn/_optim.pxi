@@ -50,7 +50,7 @@ cdef void _no_overlap(list named) except *:
     for i in range(len(named)):
         for j in range(i + 1, len(named)):
             if named[i][1] is not None and named[j][1] is not None and \
-                    np.may_share_memory(named[i][1], named[j][1]):
+                    _may_overlap(named[i][1], named[j][1]):
                 raise ValueError(f"{named[i][0]} and {named[j][0]} must not overlap")
 
 

@@ -154,18 +154,8 @@ class _LabelsArgmax(Loss):
     def predict(self, outputs: np.ndarray) -> np.ndarray:
         return outputs.argmax(axis=1)
 
-    def accuracy_buffers(self, n: int, n_outputs: int) -> tuple:
-        return (np.empty(n, np.intp), np.empty(n, np.intp), np.empty(n, np.bool_))
-
     def batch_accuracy(self, outputs: np.ndarray, target: np.ndarray, buffers: tuple) -> float:
-        pred, true, equal = buffers
-        np.argmax(outputs, axis=1, out=pred)
-        if target.ndim == 2:
-            np.argmax(target, axis=1, out=true)
-            np.equal(pred, true, out=equal)
-        else:
-            np.equal(pred, target, out=equal)
-        return np.count_nonzero(equal) / len(equal)
+        return ops.argmax_hits(outputs, target) / len(outputs)
 
 
 class CrossEntropy(_LabelsArgmax):

@@ -20,9 +20,9 @@ from ._core import linear, linear_backward, matmul
 __all__ += ["linear", "linear_backward", "matmul"]
 
 # ---- mini-batch data movement (csrc/batch.c): the shuffled batch's rows, the NaN/inf scan ------
-from ._core import all_finite, gather_rows
+from ._core import all_finite, argmax_hits, gather_rows
 
-__all__ += ["all_finite", "gather_rows"]
+__all__ += ["all_finite", "argmax_hits", "gather_rows"]
 
 # ---- activations, losses, optimizer steps (issue 2: csrc/activation.c, loss.c, optim.c) -------
 

@@ -94,13 +94,19 @@ def linear_backward(x: np.ndarray, w: np.ndarray, y: np.ndarray, dy: np.ndarray,
 
 # ---- mini-batch data movement --------------------------------------------------------------------
 
-__all__ += ["all_finite", "gather_rows"]
+__all__ += ["all_finite", "argmax_hits", "gather_rows"]
 
 
 def gather_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out[r] = src[idx[r]]."""
     out[...] = src[idx]
     return out
+
+
+def argmax_hits(outputs: np.ndarray, target: np.ndarray) -> int:
+    """Rows whose argmax is the target's class (labels, or the argmax of target rows)."""
+    want = target if target.ndim == 1 else target.argmax(axis=1)
+    return int((outputs.argmax(axis=1) == want).sum())
 
 
 def all_finite(x: np.ndarray) -> bool:

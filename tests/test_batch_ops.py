@@ -1,4 +1,5 @@
-"""ops.gather_rows and ops.all_finite (csrc/batch.c) against pynn.reference."""
+"""Mini-batch helpers (csrc/batch.c, pynn/_loss.pxi): gather_rows, all_finite, argmax_hits,
+against pynn.reference."""
 import numpy as np
 import pytest
 
@@ -99,3 +100,35 @@ def test_all_finite_takes_any_shape_and_layout():
     assert ops.all_finite(x.T) is False
     with pytest.raises(TypeError, match="float32 or float64"):
         ops.all_finite(np.ones(3, np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, c", [(1, 1), (7, 3), (33, 10), (1000, 17)])
+def test_argmax_hits_matches_reference(dtype, n, c, rng):
+    outputs = rng.standard_normal((n, c)).astype(dtype)
+    outputs[::3, 0] = outputs[::3, -1] = 5  # ties: the first maximum wins, as np.argmax
+    labels = rng.integers(0, c, n)
+    probs = rng.random((n, c)).astype(dtype)
+    for target in (labels, probs, np.eye(c, dtype=dtype)[labels]):
+        assert ops.argmax_hits(outputs, target) == reference.argmax_hits(outputs, target)
+    assert ops.argmax_hits(outputs, outputs.argmax(axis=1)) == n
+
+
+def test_argmax_hits_reads_nan_as_the_maximum_like_numpy():
+    outputs = np.array([[0.0, np.nan, 9.0], [np.nan, 1.0, 2.0], [1.0, 3.0, 2.0]], np.float32)
+    labels = np.array([1, 0, 1])
+    assert ops.argmax_hits(outputs, labels) == reference.argmax_hits(outputs, labels) == 3
+
+
+def test_argmax_hits_rejects_bad_targets():
+    outputs = np.zeros((4, 3), np.float32)
+    with pytest.raises(TypeError, match="int64"):
+        ops.argmax_hits(outputs, np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match=r"target must have shape \(4,\)"):
+        ops.argmax_hits(outputs, np.zeros(5, np.int64))
+    with pytest.raises(ValueError, match=r"target rows must have shape \(4, 3\)"):
+        ops.argmax_hits(outputs, np.zeros((4, 2), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        ops.argmax_hits(outputs, np.zeros((4, 3), np.float64))
+    with pytest.raises(ValueError, match="outputs must be 2-D"):
+        ops.argmax_hits(np.zeros(4, np.float32), np.zeros(4, np.int64))
