@@ -83,7 +83,7 @@ static void pack_b_t16_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src,
 #define VT __m256
 #define VL 8
 #define MC 144
-#define KC 256
+#define KC 320
 #define NC 4080
 #define MASK_T __m256i
 #define V_ZERO() _mm256_setzero_ps()
