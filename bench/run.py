@@ -408,9 +408,10 @@ def update_readme(results: dict, plots: dict[str, str], out_dir: Path,
              f"busy machine: each training configuration has a time budget and says when it "
              f"stopped early). It writes `{rel}/latest.json` (everything, with the machine), "
              f"`{rel}/latest.md` (all tables, the GEMM and kernel ones included) and the plots; "
-             "`--readme` rewrites this section from them. Only same-run ratios mean much: the "
-             "machines drift 10–25% between runs, and the run below shared its 2 cores with "
-             "other jobs."), "", body])
+             "`--readme` rewrites this section from them. Only same-run ratios mean much: on a "
+             "shared virtual machine absolute times drift 10–30% between runs (other tenants "
+             "share the L3 cache and the memory bus; the FMA peak probe barely moves), and every "
+             "system drifts together."), "", body])
     readme.write_text(text[:start] + section + "\n" + text[end:])
 
 
