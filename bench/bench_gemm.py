@@ -1,8 +1,9 @@
 """GEMM benchmark: pynn.ops.matmul / linear / linear_backward against NumPy (OpenBLAS).
 
 Side by side in one run, interleaved (A B A B ...), median ratio; at 1 and 2 threads, float32 and
-float64. Cases: the nine GEMMs of a 784-256-128-10 training step (forward x.w, backward dz.w^T
-and x^T.dz per layer) at batch 32, 128 and 512; 2048^3; linear(..., relu) against
+float64. Cases: the nine GEMMs of a 784-256-128-10 step (forward x.w, backward dz.w^T
+and x^T.dz per layer) at batch 32, 128 and 512, and the sum of the eight a training step runs
+(all but the first layer's dx); 2048^3; linear(..., relu) against
 np.maximum(x @ w + b, 0) (the output layer: x @ w + b); linear_backward against NumPy's composed
 dz, dw, db, dx. Prints GFLOP/s, % of the FMA peak measured here (pynn's own FMA-throughput loop),
 the residual against a float64 reference, and the ratio NumPy time / pynn time (> 1: pynn
@@ -65,15 +66,27 @@ def _time_call(f, min_time: float) -> float:
         n = max(n * 2, int(n * min_time / max(t, 1e-9) * 1.2))
 
 
-def interleaved(f_pynn, f_numpy, reps: int, min_time: float) -> tuple[float, float, float]:
-    """(median pynn seconds, median numpy seconds, median of per-pair ratios numpy/pynn)."""
+# After its last call each library's idle worker threads spin for a while (OpenBLAS ~0.1 s,
+# libgomp ~1 ms) before they sleep; on 2 cores a spinning pool starves the other library's
+# second thread (a 2-thread GEMM then waits on a descheduled partner: 20-40x slower). Multi-
+# threaded timings therefore switch library only after this pause.
+HANDOFF_PAUSE_S = 0.15
+
+
+def interleaved(f_pynn, f_numpy, reps: int, min_time: float,
+                pause: float = 0.0) -> tuple[float, float, float]:
+    """(median pynn seconds, median numpy seconds, median of per-pair ratios numpy/pynn).
+
+    pause: seconds to wait before each switch to the other library (see HANDOFF_PAUSE_S)."""
     f_pynn()
     f_numpy()  # warm up: packing buffers, thread pools, caches
     _time_call(f_pynn, min_time / 4)
     _time_call(f_numpy, min_time / 4)
     tp, tn, ratios = [], [], []
     for _ in range(reps):
+        time.sleep(pause)
         a = _time_call(f_pynn, min_time)
+        time.sleep(pause)
         b = _time_call(f_numpy, min_time)
         tp.append(a)
         tn.append(b)
@@ -132,7 +145,8 @@ def run(threads_list, dtypes, quick: bool) -> dict:
 
                 def record(name, flops, fp, fn, want, group, got=None, nt=nt, dname=dname,
                            peak=peak):
-                    tp, tn, ratio = interleaved(fp, fn, reps, min_time)
+                    tp, tn, ratio = interleaved(fp, fn, reps, min_time,
+                                                HANDOFF_PAUSE_S if nt > 1 else 0.0)
                     res = residual(fp() if got is None else got(), want()) if want else 0.0
                     gp = flops / tp / 1e9 if flops else float("nan")
                     gn = flops / tn / 1e9 if flops else float("nan")
@@ -148,12 +162,14 @@ def run(threads_list, dtypes, quick: bool) -> dict:
 
                 batches = (128,) if quick else (32, 128, 512)
                 for batch in batches:
-                    tot_p = tot_n = tot_f = 0.0
+                    tot_f = 0.0
                     for name, fl, fp, fn, want in step_gemms(batch, rng, dtype):
-                        tp, tn = record(name, fl, fp, fn, want, f"step{batch}")
-                        tot_p, tot_n, tot_f = tot_p + tp, tot_n + tn, tot_f + fl
-                    # the sum of the nine, timed back to back as one step's worth
-                    cases = step_gemms(batch, rng, dtype)
+                        record(name, fl, fp, fn, want, f"step{batch}")
+                        tot_f += fl if not name.startswith("L1 dx") else 0.0
+                    # the eight a training step runs (not the first layer's dx), timed back to
+                    # back as one step's worth
+                    cases = [c for c in step_gemms(batch, rng, dtype)
+                             if not c[0].startswith("L1 dx")]
 
                     def all_p(cases=cases):
                         for c in cases:
@@ -162,7 +178,7 @@ def run(threads_list, dtypes, quick: bool) -> dict:
                     def all_n(cases=cases):
                         for c in cases:
                             c[3]()
-                    record(f"STEP SUM (9 GEMMs) batch {batch}", tot_f, all_p, all_n, None,
+                    record(f"STEP SUM (8 GEMMs) batch {batch}", tot_f, all_p, all_n, None,
                            f"step{batch}-sum")
 
                 big = 1024 if quick else 2048
