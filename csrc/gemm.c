@@ -13,7 +13,7 @@
  * streams B once per row, where packing would copy all of B for a handful of rows. */
 #define PN_GEMM_ROWS_MAX 2
 /* Flops per thread worth a fork/join of the OpenMP team (about 2-4 us of work). */
-#define PN_GEMM_THREAD_GRAIN 4e5
+#define PN_GEMM_THREAD_GRAIN 1.5e5
 /* Elements per thread worth threads in the fused dz/colsum pass. */
 #define PN_DZ_THREAD_GRAIN 16384.0
 
