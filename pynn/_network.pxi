@@ -42,11 +42,15 @@ cdef class _Network:
             raise ValueError("one W, b, dW, db, activation, alpha, act and delta per layer")
         cdef cnp.ndarray w0 = _operand(weights[0], "weights[0]", -1)
         cdef int typenum = cnp.PyArray_TYPE(w0)
+        self.n_layers = 0  # usable only once every check below has passed
         self.f32 = typenum == cnp.NPY_FLOAT32
-        self.n_layers = n
         cdef cnp.ndarray a0 = _operand(acts[0], "acts[0]", typenum)
         _check_2d(a0, "acts[0]", "(rows, out)")
         self.rows = a0.shape[0]
+        free(self.dims)  # __init__ called again on the same object: start over
+        free(self.act)
+        free(self.alpha)
+        free(self.ptr)
         self.dims = <pn_size *>calloc(n + 1, sizeof(pn_size))
         self.act = <int *>calloc(n, sizeof(int))
         self.alpha = <double *>calloc(n, sizeof(double))
@@ -80,8 +84,11 @@ cdef class _Network:
                 self.keep.append(arr)
             self.act[i] = _gemm_activation(activations[i], False)
             self.alpha[i] = _alpha(alphas[i])
+        self.n_layers = n
 
     cdef const void *_input(self, object x) except NULL:
+        if self.n_layers == 0:
+            raise RuntimeError("this _Network was not built (its __init__ failed)")
         cdef cnp.ndarray X = _operand(x, "x", cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64)
         _check_2d(X, "x", "(rows, in)")
         if X.shape[0] != self.rows or X.shape[1] != self.dims[0]:

@@ -77,3 +77,12 @@ def test_network_rejects_bad_arguments(rng):
         net.forward(np.zeros((6, 4), np.float32))
     with pytest.raises(TypeError, match="float32"):
         net.backward(np.zeros((5, 4), np.float64))
+
+
+def test_a_network_whose_rebuild_failed_refuses_to_run(rng):
+    Ws, bs, dWs, dbs, acts, alphas, outs, deltas = _layers(rng, [4, 3], 5, np.float32, ["relu"])
+    net = _core._Network(Ws, bs, dWs, dbs, acts, alphas, outs, deltas)
+    with pytest.raises(ValueError):
+        net.__init__(Ws, bs, dWs, dbs, acts, alphas, [np.zeros((5, 9), np.float32)], deltas)
+    with pytest.raises(RuntimeError, match="was not built"):
+        net.forward(np.zeros((5, 4), np.float32))
