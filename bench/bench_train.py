@@ -7,6 +7,8 @@ the same weights, runs in its own worker process (clean threads, own peak RSS) a
 epochs alternate (A B C D A B C D ...), so ratios come from one run. Per system: median seconds
 per epoch after the warm-up epoch, samples/s, % of the measured FMA peak, test accuracy after
 the last epoch, peak RSS (the data set included), and the ratio of its epoch time to pynn's.
+pynn's epochs are those of one model.fit(epochs=...) call, paused between epochs (the way users
+train: fit checks its inputs once per call, not per epoch); the others run one epoch per call.
 
     python bench/bench_train.py [--quick] [--json PATH]
 """
