@@ -19,7 +19,7 @@ if __package__ in (None, ""):
 
 from bench import machine as machine_mod
 from bench.bench_train import HANDOFF_PAUSE_S, RECIPE, median
-from bench.systems import DataMissing, Worker, WorkerError, unavailable_reason
+from bench.systems import DataMissing, Worker, start_workers
 
 SYSTEMS = ("pynn", "numpy", "torch")
 MODES = {  # rounds of (batch 10000 for `seconds`, batch 1 for `seconds`) per system
@@ -41,22 +41,8 @@ def run_threads(mode: dict, threads: int, systems: list[str], machine: dict,
     out: dict = {"threads": threads, "systems": {}}
     workers: dict[str, Worker] = {}
     try:
-        for system in systems:
-            reason = unavailable_reason(system)
-            if reason:
-                out["systems"][system] = {"error": reason}
-                continue
-            worker = Worker(threads)
-            try:
-                worker.call("setup", system=system, **cfg)
-            except WorkerError as exc:
-                worker.close()
-                if "DataMissing" in str(exc):
-                    raise DataMissing(str(exc)) from None
-                out["systems"][system] = {"error": str(exc)}
-                log(f"  {system:8s} unavailable: {exc}")
-                continue
-            workers[system] = worker
+        workers, _ = start_workers(systems, threads, cfg, out, log)
+        for system in workers:
             out["systems"][system] = {"big_batch_s": [], "batch1_s": []}
         for r in range(mode["rounds"]):
             names = list(workers)

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import machine as machine_mod
-from bench.systems import SYSTEMS, DataMissing, Worker, WorkerError, unavailable_reason
+from bench.systems import SYSTEMS, DataMissing, Worker, WorkerError, start_workers
 
 # Full run: about 5 minutes on 2 cores. --quick: under a minute. --tiny: the test's pipeline check.
 CONFIGS = {
@@ -74,22 +74,8 @@ def run_config(config: dict, threads: int, systems: list[str], machine: dict,
     out: dict = {"threads": threads, "systems": {}}
     workers: dict[str, Worker] = {}
     try:
-        for system in systems:
-            reason = unavailable_reason(system)
-            if reason:
-                out["systems"][system] = {"error": reason}
-                continue
-            worker = Worker(threads)
-            try:
-                setup = worker.call("setup", system=system, **cfg)
-            except WorkerError as exc:
-                worker.close()
-                if "DataMissing" in str(exc):
-                    raise DataMissing(str(exc)) from None
-                out["systems"][system] = {"error": str(exc)}
-                log(f"  {system:8s} unavailable: {exc}")
-                continue
-            workers[system] = worker
+        workers, answers = start_workers(systems, threads, cfg, out, log)
+        for system, setup in answers.items():
             out["n_train"], out["n_test"] = setup["n_train"], setup["n_test"]
             out["systems"][system] = {"epoch_seconds": [], "losses": []}
         names = list(workers)

@@ -336,6 +336,35 @@ def unavailable_reason(system: str) -> str | None:
     return None
 
 
+def start_workers(systems: list[str], threads: int, cfg: dict, out: dict,
+                  log) -> tuple[dict, dict]:
+    """A set-up worker per system that can run here: ({system: Worker}, {system: setup answer}).
+
+    A system that cannot run gets {"error": why} in out["systems"] and is logged; missing data
+    (which every system needs) raises DataMissing. The caller closes the workers."""
+    workers: dict[str, Worker] = {}
+    answers: dict[str, dict] = {}
+    for system in systems:
+        reason = unavailable_reason(system)
+        if reason:
+            out["systems"][system] = {"error": reason}
+            continue
+        worker = Worker(threads)
+        try:
+            answers[system] = worker.call("setup", system=system, **cfg)
+        except WorkerError as exc:
+            worker.close()
+            if "DataMissing" in str(exc):
+                for other in workers.values():
+                    other.close()
+                raise DataMissing(str(exc)) from None
+            out["systems"][system] = {"error": str(exc)}
+            log(f"  {system:8s} unavailable: {exc}")
+            continue
+        workers[system] = worker
+    return workers, answers
+
+
 # ---- scikit-learn-style estimators (bench_sklearn) -----------------------------------------------
 
 def estimator_fit(impl: str, params: dict, state: dict) -> dict:

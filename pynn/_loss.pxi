@@ -171,9 +171,10 @@ def softmax_cross_entropy(logits, target, sample_weight=None, out=None):
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef pn_size N = n, C = c
     t_in = target if isinstance(target, np.ndarray) else np.asarray(target)
-    cdef bint labels = _is_int64_vector(t_in, n) or t_in.dtype.kind in "iu"
+    cdef bint ready = _is_int64_vector(t_in, n)  # the training loop's case: range check only
+    cdef bint labels = ready or t_in.dtype.kind in "iu"
     if labels:
-        if _is_int64_vector(t_in, n):  # the training loop's case: only the range check below
+        if ready:
             t = t_in
         else:
             if t_in.shape != (n,):

@@ -248,10 +248,13 @@ class BinaryCrossEntropy(Loss):
     def accuracy_buffers(self, n: int, n_outputs: int) -> tuple:
         return (np.empty((n, n_outputs), np.bool_), np.empty((n, n_outputs), np.bool_))
 
+    #: Targets above this are the positive class (0/1 targets here, -1/1 for hinge).
+    _positive_above = 0.5
+
     def batch_accuracy(self, outputs, target, buffers):
         pred, true = buffers
         np.greater(outputs, 0, out=pred)
-        np.greater(target, 0.5, out=true)
+        np.greater(target, self._positive_above, out=true)
         np.equal(pred, true, out=pred)
         return np.count_nonzero(pred) / pred.size
 
@@ -262,6 +265,7 @@ class Hinge(BinaryCrossEntropy):
     name = "hinge"
     output_function = "identity"
     has_proba = False
+    _positive_above = 0.0
 
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.hinge(outputs, target, sample_weight=sample_weight, out=out)
@@ -279,13 +283,6 @@ class Hinge(BinaryCrossEntropy):
     def predict(self, outputs):
         labels = np.where(outputs > 0, 1, -1).astype(np.int64)
         return labels[:, 0] if labels.shape[1] == 1 else labels
-
-    def batch_accuracy(self, outputs, target, buffers):
-        pred, true = buffers
-        np.greater(outputs, 0, out=pred)
-        np.greater(target, 0, out=true)
-        np.equal(pred, true, out=pred)
-        return np.count_nonzero(pred) / pred.size
 
 
 class MSE(Loss):

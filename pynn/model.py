@@ -67,11 +67,6 @@ def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
     return raw[start:start + n * itemsize].view(dtype)
 
 
-def _all_finite(arr: np.ndarray) -> bool:
-    """Whether an array holds no NaN/inf: one pass, no temporary, pynn's threads (no BLAS)."""
-    return ops.all_finite(arr)
-
-
 def _check_dtype(dtype: object) -> np.dtype:
     try:
         dt = np.dtype(dtype)
@@ -305,7 +300,7 @@ class Sequential:
             X = self._convert_X(X, name)
         if X.shape[0] == 0 and not allow_empty:
             raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
-        if not _all_finite(X.reshape(-1)):
+        if not ops.all_finite(X):
             raise ValueError(f"{name} contains NaN or inf")
         return X
 
@@ -734,7 +729,7 @@ class Sequential:
 
     def _replay_to_last_finite_step(self, bad_batch, load_batch, kernel, opt) -> None:
         params, grads = self.params, self.grads
-        if _all_finite(params) and opt._state_finite():
+        if ops.all_finite(params) and opt._state_finite():
             return
         np.copyto(params, self._checkpoint)
         opt._restore_checkpoint()
@@ -747,7 +742,7 @@ class Sequential:
             np.copyto(previous, params)
             opt._save_checkpoint()
             opt.step(params, grads)
-            if not (_all_finite(params) and opt._state_finite()):
+            if not (ops.all_finite(params) and opt._state_finite()):
                 np.copyto(params, previous)
                 opt._restore_checkpoint()
                 break

@@ -230,7 +230,7 @@ class _BaseMLP(BaseEstimator):
             self._sync_coefs()
         with _thread_limit(self.n_threads):
             self._fit_stochastic(X, y, sample_weight, incremental, first_pass)
-        if not np.isfinite(self._network.params).all():
+        if not ops.all_finite(self._network.params):
             raise ValueError(_NON_FINITE)
         return self
 
@@ -528,7 +528,7 @@ class _BaseMLP(BaseEstimator):
 
     def _validation_loss(self, outputs, target, sample_weight, loss) -> float:
         """The training loss's definition (with the L2 term) on the validation set."""
-        if not np.isfinite(outputs).all():
+        if not ops.all_finite(outputs):
             return float("nan")
         value, _ = loss(outputs, target, sample_weight=sample_weight,
                         out=np.empty_like(outputs))
@@ -795,7 +795,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(indicator)
 
     def _score_outputs(self, outputs, y, sample_weight) -> float:
-        if not np.isfinite(outputs).all():
+        if not ops.all_finite(outputs):
             return np.nan
         return accuracy_score(y, self._labels(outputs), sample_weight=sample_weight)
 
@@ -956,7 +956,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return np.ascontiguousarray(y, dtype=self._network.dtype)
 
     def _score_outputs(self, outputs, y, sample_weight) -> float:
-        if not np.isfinite(outputs).all():
+        if not ops.all_finite(outputs):
             return np.nan
         pred = outputs.ravel() if outputs.shape[1] == 1 else outputs
         return r2_score(y.ravel() if pred.ndim == 1 else y, pred, sample_weight=sample_weight)
