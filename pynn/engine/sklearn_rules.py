@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from .. import ops
 
 __all__ = ["AdamState", "LossAdapter", "SGDState", "TrainBuffers", "WeightNorm"]
 

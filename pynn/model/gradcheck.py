@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import losses as _losses
-from .layers import Dense
-from .model import Sequential
+from ..nn import losses as _losses
+from ..nn.layers import Dense
+from .sequential import Sequential
 
 __all__ = ["analytic_gradient", "gradcheck", "numerical_gradient"]
 

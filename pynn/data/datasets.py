@@ -6,7 +6,7 @@ Nothing is downloaded at run time. Fashion-MNIST and MNIST are read from IDX fil
 
 Bundled digits
 --------------
-`load_digits()` reads ``pynn/_data/digits.npz``: the 1797 8x8 images (pixel counts 0..16) of the
+`load_digits()` reads ``pynn/data/digits.npz``: the 1797 8x8 images (pixel counts 0..16) of the
 UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin and C. Kaynak, 1998; UCI
 Machine Learning Repository, CC BY 4.0), the same copy scikit-learn ships as ``load_digits``.
 The file holds ``images`` (1797, 64) uint8, ``labels`` (1797,) uint8 and ``is_test`` (1797,) bool.
@@ -280,7 +280,7 @@ def load_mnist(path: PathLike | None = None) -> Split:
 # Bundled handwritten digits
 # ---------------------------------------------------------------------------------------------
 
-_DIGITS_FILE = Path(__file__).resolve().parent / "_data" / "digits.npz"
+_DIGITS_FILE = Path(__file__).resolve().parent / "digits.npz"
 
 
 def load_digits() -> Split:

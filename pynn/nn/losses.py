@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from .. import ops
 
 __all__ = [
     "LOSSES",

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import _core, ops
-from . import losses as _losses
-from . import optim as _optim
+from .. import _core, ops
+from ..nn import losses as _losses
+from ..nn import optim as _optim
 from .callbacks import Callback, History, ProgressBar, _overrides
-from .layers import TRAINABLE_ACTIVATIONS, Dense
+from ..nn.layers import TRAINABLE_ACTIVATIONS, Dense
 
 __all__ = ["Sequential", "TrainingDivergedError"]
 
@@ -816,11 +816,11 @@ class Sequential:
 
     def save(self, path) -> None:
         """Save to `path` (see `pynn.save`)."""
-        from .io import save
+        from ..io import save
         save(self, path)
 
     @staticmethod
     def load(path) -> Sequential:
         """Load a model saved with `save` (see `pynn.load`)."""
-        from .io import load
+        from ..io import load
         return load(path)

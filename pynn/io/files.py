@@ -28,11 +28,11 @@ from typing import Union
 
 import numpy as np
 
-from . import __version__
-from . import losses as _losses
-from . import optim as _optim
-from .layers import Dense
-from .model import Sequential
+from .._version import __version__
+from ..model import Sequential
+from ..nn import losses as _losses
+from ..nn import optim as _optim
+from ..nn.layers import Dense
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 

@@ -17,7 +17,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from . import ops
+from .. import ops
 
 __all__ = ["SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay", "get"]
 

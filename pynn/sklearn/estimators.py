@@ -63,10 +63,10 @@ except ImportError as _exc:  # pragma: no cover - exercised only without scikit-
         "pynn.sklearn needs scikit-learn >= 1.6 (pip install 'pynn[sklearn]' or "
         f"pip install 'scikit-learn>=1.6'); importing it failed: {_exc}") from _exc
 
-from . import _core, ops
-from ._mlp_engine import AdamState, LossAdapter, SGDState, TrainBuffers, WeightNorm
-from .layers import Dense
-from .model import Sequential
+from .. import _core, ops
+from ..engine.sklearn_rules import AdamState, LossAdapter, SGDState, TrainBuffers, WeightNorm
+from ..model import Sequential
+from ..nn.layers import Dense
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 

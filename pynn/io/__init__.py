@@ -1,0 +1,5 @@
+"""Model files: `save` / `load` (portable .npz with a JSON header). Depends on the model layer,
+never the reverse."""
+from .files import ModelFileError, load, save
+
+__all__ = ["ModelFileError", "load", "save"]

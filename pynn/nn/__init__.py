@@ -1,0 +1,14 @@
+"""The building blocks: layers, losses, optimizers and schedules, weight initialisers.
+
+Each concept is one table of names (``layers.ACTIVATIONS``, ``losses.LOSSES``,
+``optim.OPTIMIZERS``) over the compiled kernels in `pynn.ops`; nothing here trains (that is
+`pynn.engine`) or owns a model's numbers (that is `pynn.model`).
+"""
+from . import init, layers, losses, optim
+from .layers import Dense
+from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Hinge, KLDivergence, Loss
+from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay
+
+__all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Constant", "Cosine", "CrossEntropy",
+           "Dense", "Hinge", "KLDivergence", "Loss", "Optimizer", "StepDecay", "init", "layers",
+           "losses", "optim"]
