@@ -21,7 +21,7 @@ from ._source_tree import installed_copy as _installed_copy
 if _installed_copy(__name__, __file__, __path__) is None:
     import sys as _sys
 
-    from . import _core, ops
+    from . import _core, ops  # noqa: F401  (pynn._core: the bridge, used by tests and bench)
     from ._platform import (
         build_info,
         get_isa,

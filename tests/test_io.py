@@ -36,10 +36,11 @@ def test_round_trip_is_bitwise_exact(trained, tmp_path):
     assert repr(loaded.optimizer) == repr(model.optimizer)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     np.testing.assert_array_equal(loaded(X), model(X))
-    # model.save / Sequential.load are the same
-    model.save(tmp_path / "again.npz")
-    assert pynn.Sequential.load(tmp_path / "again.npz").params.tobytes() == \
-        model.params.tobytes()
+    # the model layer's public description rebuilds the same architecture (io uses it)
+    rebuilt = pynn.Sequential.from_config(model.get_config())
+    assert rebuilt.get_config() == model.get_config()
+    rebuilt.params[...] = model.params
+    np.testing.assert_array_equal(rebuilt(X), model(X))
 
 
 @pytest.mark.parametrize("optimizer", [lambda: pynn.SGD(0.05, momentum=0.9, nesterov=True),

@@ -1,1 +1,13 @@
-"""The training engine: one loop that every way of training a pynn model drives."""
+"""The training engine: one loop that every way of training a pynn model drives.
+
+`Trainer` owns the batch buffers, gathering, the fused loss, the penalty, the optimizer step,
+the divergence guard and evaluation; `Inference` the chunked forward pass; `checks` the
+validation done once at the door.
+"""
+from .checks import as_inputs, check_loss_fits, check_trainable
+from .inference import CHUNK_ROWS, Inference
+from .trainer import Batches, EpochResult, Trainer, TrainingDivergedError, evaluate
+
+__all__ = ["CHUNK_ROWS", "Batches", "EpochResult", "Inference", "Trainer",
+           "TrainingDivergedError", "as_inputs", "check_loss_fits", "check_trainable",
+           "evaluate"]

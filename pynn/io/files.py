@@ -32,7 +32,6 @@ from .._version import __version__
 from ..model import Sequential
 from ..nn import losses as _losses
 from ..nn import optim as _optim
-from ..nn.layers import Dense
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
@@ -77,7 +76,7 @@ def save(model: Sequential, path: PathLike) -> None:
         "optimizer_epoch": opt.epoch if opt is not None else 0,
         "optimizer_iterations": opt.iterations if opt is not None else 0,
         "epochs_trained": model.epochs_trained,
-        "rng_state": model._rng.bit_generator.state,
+        "rng_state": model.rng.bit_generator.state,
     }
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
               "params": model.params}
@@ -227,9 +226,8 @@ def load(path: PathLike) -> Sequential:
 def _build(path: str, meta: dict, arrays: dict) -> Sequential:
     config = meta["config"]
     dtype = np.dtype(config["dtype"])
-    layers = [Dense.from_config(c) for c in config["layers"]]
-    Sequential._check_layers(layers)
-    n_params = sum(layer.n_params for layer in layers)
+    model = Sequential.from_config(config)  # checks the architecture (layer sizes agree)
+    n_params = model.n_params
     params = arrays["params"]
     if params.dtype != dtype or params.shape != (n_params,):
         raise ModelFileError(f"{path}: the parameters ({params.dtype}, shape {params.shape}) do "
@@ -240,24 +238,23 @@ def _build(path: str, meta: dict, arrays: dict) -> Sequential:
     if _digest(params) != meta.get("params_sha256"):
         raise ModelFileError(f"{path}: the parameters do not match their SHA-256 checksum "
                              f"(the file is corrupt)")
+    model.params[...] = params
     loss = _losses.get(meta["loss"]["name"]) if meta.get("loss") else None
     optimizer = None
     if meta.get("optimizer"):
         optimizer = _optim.get(meta["optimizer"])
-        state = {}
-        for name in optimizer._state_names:
+        buffers = {}
+        for name in optimizer.state_names:
             buf = arrays.get("opt_" + name)
             if buf is None or buf.dtype != dtype or buf.shape != (n_params,):
                 raise ModelFileError(f"{path}: the optimizer state {name!r} is missing or does "
                                      f"not match the parameters")
-            state[name] = buf
-        optimizer._load_state(None, state, meta.get("optimizer_epoch", 0),
-                              meta.get("optimizer_iterations", 0))
-    rng = np.random.default_rng()
+            buffers[name] = buf
+        optimizer.load_state_dict({"epoch": meta.get("optimizer_epoch", 0),
+                                   "iterations": meta.get("optimizer_iterations", 0),
+                                   "buffers": buffers})
+    model.compile(loss=loss, optimizer=optimizer)
+    model.epochs_trained = int(meta.get("epochs_trained", 0))
     if meta.get("rng_state"):
-        rng.bit_generator.state = meta["rng_state"]
-    model = Sequential.__new__(Sequential)
-    model.__setstate__({"config": config, "layers": layers, "params": params, "loss": loss,
-                        "optimizer": optimizer, "history": None, "rng": rng,
-                        "epochs_trained": int(meta.get("epochs_trained", 0))})
+        model.rng.bit_generator.state = meta["rng_state"]
     return model

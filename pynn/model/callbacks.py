@@ -48,7 +48,7 @@ class Callback:
         return state
 
 
-def _overrides(callback: Callback, hook: str) -> bool:
+def overrides(callback: Callback, hook: str) -> bool:
     """Whether the callback does something in `hook` (skipped per batch otherwise)."""
     return hook in vars(callback) or getattr(type(callback), hook) is not getattr(Callback, hook)
 

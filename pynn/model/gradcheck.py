@@ -8,72 +8,68 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine import Trainer, as_inputs, check_loss_fits, check_trainable
 from ..nn import losses as _losses
-from ..nn.layers import Dense
 from .sequential import Sequential
 
 __all__ = ["analytic_gradient", "gradcheck", "numerical_gradient"]
 
 
 def _float64_copy(model: Sequential) -> Sequential:
-    layers = [Dense.from_config(layer.get_config()) for layer in model.layers]
-    copy = Sequential(layers, dtype="float64", seed=0)
+    config = dict(model.get_config(), dtype="float64", seed=0)
+    copy = Sequential.from_config(config)
     copy.params[...] = model.params
     return copy
 
 
 def _prepare(model: Sequential, X, y, loss, sample_weight):
+    """(float64 trainer, checked X, target, weight): the engine that `fit` uses, on a copy."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a pynn.Sequential, got {type(model).__name__}")
-    loss_obj = _losses.get(loss) if loss is not None else model._require_loss("gradcheck")
+    if loss is not None:
+        loss_obj = _losses.get(loss)
+    elif model.loss is not None:
+        loss_obj = model.loss
+    else:
+        raise ValueError("gradcheck needs a loss: pass loss=... or compile/fit the model first")
+    check_loss_fits(model.layers, loss_obj)
+    check_trainable(model.layers)
     model64 = _float64_copy(model)
-    model64._check_loss_fits_model(loss_obj)
-    model64._check_trainable()
-    X = model64._check_X(X, "X", allow_empty=False)
+    X = as_inputs(X, model64.in_features, model64.dtype, "X", allow_empty=False)
     target = loss_obj.prepare_target(y, X.shape[0], model64.out_features, model64.dtype, "y")
     weight = None if sample_weight is None else _losses.prepare_sample_weight(
         sample_weight, X.shape[0], model64.dtype)
-    return model64, loss_obj, X, target, weight
+    return Trainer(model64, loss_obj), X, target, weight
 
 
 def analytic_gradient(model: Sequential, X, y, loss=None, *, sample_weight=None) -> np.ndarray:
     """The flat gradient of the loss over (X, y) by backpropagation, in float64 (a copy)."""
-    model64, loss_obj, X, target, weight = _prepare(model, X, y, loss, sample_weight)
-    return _analytic(model64, loss_obj, X, target, weight)
+    return _analytic(*_prepare(model, X, y, loss, sample_weight))
 
 
-def _analytic(model64, loss_obj, X, target, weight) -> np.ndarray:
-    n = X.shape[0]
-    acts = [np.empty((n, layer.out_features)) for layer in model64.layers]
-    deltas = [np.empty_like(a) for a in acts]
-    value = model64._forward_backward(X, target, weight, acts, deltas, loss_obj.value_and_grad)
+def _analytic(trainer: Trainer, X, target, weight) -> np.ndarray:
+    value = trainer.forward_backward(X, target, weight)
     if not np.isfinite(value):
         raise FloatingPointError(f"the loss at these parameters is {value}")
-    return model64.grads.copy()
-
-
-def _loss_value(model64, loss_obj, X, target, weight) -> float:
-    out = model64._forward(X)
-    return loss_obj.value_and_grad(out, target, sample_weight=weight, out=np.empty_like(out))[0]
+    return trainer.grads.copy()
 
 
 def numerical_gradient(model: Sequential, X, y, loss=None, *, h: float = 1e-5,
                        sample_weight=None, indices: np.ndarray | None = None) -> np.ndarray:
     """Central-difference gradient in float64 (all parameters, or only `indices`)."""
-    model64, loss_obj, X, target, weight = _prepare(model, X, y, loss, sample_weight)
-    return _numerical(model64, loss_obj, X, target, weight, h, indices)
+    return _numerical(*_prepare(model, X, y, loss, sample_weight), h, indices)
 
 
-def _numerical(model64, loss_obj, X, target, weight, h, indices) -> np.ndarray:
-    params = model64.params
+def _numerical(trainer: Trainer, X, target, weight, h, indices) -> np.ndarray:
+    params = trainer.params
     idx = np.arange(params.size) if indices is None else indices
     grad = np.zeros(len(idx))
     for k, i in enumerate(idx):
         saved = params[i]
         params[i] = saved + h
-        plus = _loss_value(model64, loss_obj, X, target, weight)
+        plus = trainer.loss_value(X, target, weight)
         params[i] = saved - h
-        minus = _loss_value(model64, loss_obj, X, target, weight)
+        minus = trainer.loss_value(X, target, weight)
         params[i] = saved
         grad[k] = (plus - minus) / (2 * h)
     return grad
@@ -110,8 +106,8 @@ def gradcheck(model: Sequential, X, y, loss: str | _losses.Loss | None = None, *
     """
     if not (isinstance(h, (int, float)) and 0 < h < 1):
         raise ValueError(f"h must be a number in (0, 1), got {h!r}")
-    model64, loss_obj, X, target, weight = _prepare(model, X, y, loss, sample_weight)
-    indices = np.arange(model64.n_params)
+    trainer, X, target, weight = _prepare(model, X, y, loss, sample_weight)
+    indices = np.arange(trainer.params.size)
     if max_params is not None:
         if isinstance(max_params, bool) or not isinstance(max_params, (int, np.integer)) \
                 or max_params < 1:
@@ -119,8 +115,8 @@ def gradcheck(model: Sequential, X, y, loss: str | _losses.Loss | None = None, *
         if max_params < indices.size:
             rng = np.random.default_rng(seed)
             indices = np.sort(rng.choice(indices.size, size=max_params, replace=False))
-    analytic = _analytic(model64, loss_obj, X, target, weight)[indices]
-    numeric = _numerical(model64, loss_obj, X, target, weight, h, indices)
+    analytic = _analytic(trainer, X, target, weight)[indices]
+    numeric = _numerical(trainer, X, target, weight, h, indices)
     diff = np.linalg.norm(analytic - numeric)
     scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
     error = 0.0 if scale == 0 else float(diff / scale)

@@ -1,15 +1,12 @@
-"""Sequential: a stack of Dense layers over one flat parameter buffer, and its training loop.
+"""Sequential: a stack of Dense layers over one flat parameter buffer.
 
 Memory layout: every W and b is a view into ``model.params`` (one contiguous, 64-byte aligned
 buffer), every dW and db a view into ``model.grads``; the optimizer keeps its state as buffers
 of the same size, so an update is one kernel call over all parameters.
 
-A training step (one mini-batch) is: gather the batch into preallocated buffers, one fused
-``ops.linear`` (x·W + b, activation) per layer into preallocated outputs, the loss fused with its
-output function (softmax/sigmoid) writing d loss/d logits in place, one ``ops.linear_backward``
-per layer (activation derivative from the stored output, dW, db, dx) into the gradient views,
-and one optimizer kernel. Buffers are allocated once per batch size, so after the first batch a
-step allocates no arrays. The batch loop is the only Python loop.
+The model holds the numbers and the configuration; training runs on `pynn.engine` (the same
+loop the scikit-learn estimators use). `fit` adds the policy: argument checks, callbacks,
+History, the progress bar.
 """
 from __future__ import annotations
 
@@ -23,40 +20,24 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .. import _core, ops
+from ..engine import (
+    Batches,
+    Inference,
+    Trainer,
+    TrainingDivergedError,
+    as_inputs,
+    check_loss_fits,
+    check_trainable,
+    evaluate,
+)
 from ..nn import losses as _losses
 from ..nn import optim as _optim
-from .callbacks import Callback, History, ProgressBar, _overrides
-from ..nn.layers import TRAINABLE_ACTIVATIONS, Dense
+from ..nn.layers import Dense
+from .callbacks import Callback, History, ProgressBar, overrides
 
 __all__ = ["Sequential", "TrainingDivergedError"]
 
-# Rows per inference chunk: keeps the hidden-activation buffers of a big predict call small
-# (they are cached per chunk size) at no cost to GEMM efficiency.
-_CHUNK_ROWS = 4096
-# Inference buffers are cached for this many distinct batch sizes (least recently used out).
-_MAX_CACHED_SIZES = 4
 _ALIGN = 64
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Raised by `fit` when the loss becomes NaN or infinite.
-
-    No update is applied from the failing batch, and the weights and optimizer state are left
-    at the last step that kept them finite, so a new `fit` (e.g. after lowering
-    ``model.optimizer.lr``, or with a new optimizer) continues from sound numbers.
-
-    Attributes
-    ----------
-    epoch, batch : int
-        Where it happened, 1-based, as in the message.
-    history : History
-        The completed epochs.
-    """
-
-    def __init__(self, message: str, epoch: int, batch: int, history: History) -> None:
-        super().__init__(message)
-        self.epoch, self.batch, self.history = epoch, batch, history
 
 
 def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
@@ -113,22 +94,6 @@ def _one_fit_at_a_time(fit):
     return guarded
 
 
-class _TrainBuffers:
-    """Everything a training step at batch size m writes into, allocated once."""
-
-    __slots__ = ("acc", "acts", "deltas", "w", "x", "y")
-
-    def __init__(self, model: Sequential, m: int, target: np.ndarray, gather: bool,
-                 weighted: bool, loss: _losses.Loss) -> None:
-        dt = model.dtype
-        self.x = np.empty((m, model.in_features), dt) if gather else None
-        self.y = np.empty((m,) + target.shape[1:], target.dtype) if gather else None
-        self.w = np.empty(m, dt) if gather and weighted else None
-        self.acts = [np.empty((m, layer.out_features), dt) for layer in model.layers]
-        self.deltas = [np.empty((m, layer.out_features), dt) for layer in model.layers]
-        self.acc = loss.accuracy_buffers(m, model.out_features) if loss.has_accuracy else ()
-
-
 class Sequential:
     """A feed-forward network: Dense layers applied in order.
 
@@ -153,6 +118,10 @@ class Sequential:
         Its state is kept between `fit` calls: fitting again continues training.
     history : History or None
         What the last `fit` returned.
+    epochs_trained : int
+        Epochs completed over every `fit`.
+    rng : numpy.random.Generator
+        Draws each `fit`'s shuffling seed when `fit` gets none (saved with the model).
 
     Examples
     --------
@@ -169,9 +138,9 @@ class Sequential:
         self.seed = _check_seed(seed)
         self.layers = layers
         self._allocate()
-        self._rng = np.random.default_rng(self.seed)
+        self.rng = np.random.default_rng(self.seed)
         for layer in self.layers:
-            layer.W[...] = layer.init(layer.in_features, layer.out_features, self._rng)
+            layer.W[...] = layer.init(layer.in_features, layer.out_features, self.rng)
             layer.b[...] = 0
         self.loss: _losses.Loss | None = None
         self.optimizer: _optim.Optimizer | None = None
@@ -202,7 +171,7 @@ class Sequential:
             raise ValueError("the same Dense instance appears twice in layers; create one per "
                              "position")
         for i, layer in enumerate(layers):
-            if layer._W is not None:
+            if layer.is_bound:
                 raise ValueError(f"layers[{i}] already belongs to another model; create a new "
                                  f"Dense (or copy.deepcopy the model)")
         return layers
@@ -213,17 +182,16 @@ class Sequential:
         self.grads = _aligned_zeros(total, self.dtype)
         offset = 0
         for layer in self.layers:
-            offset = layer._bind(self.params, self.grads, offset)
-        self._n_in, self._n_out = self.layers[0].in_features, self.layers[-1].out_features
-        # Per-layer kernel arguments, looked up once instead of per call.
-        self._layer_args = [(layer._W, layer._b, layer.activation, layer.alpha)
-                            for layer in self.layers]
-        self._infer_buffers: dict[int, list] = {}
-        self._infer_lock = threading.Lock()
-        self._train_buffers: dict = {}
-        self._networks: dict = {}
-        # The weights at the start of the current epoch (see _recover_from_divergence).
-        self._checkpoint: np.ndarray | None = None
+            offset = layer.bind(self.params, self.grads, offset)
+        self._inference = Inference(self.layers, self.dtype)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Sequential:
+        """A new model from `get_config()`'s description (weights drawn from its seed)."""
+        if not isinstance(config, dict) or "layers" not in config:
+            raise TypeError("config must be a dict from Sequential.get_config()")
+        layers = [Dense.from_config(c) for c in config["layers"]]
+        return cls(layers, seed=config.get("seed"), dtype=config.get("dtype", "float32"))
 
     @property
     def in_features(self) -> int:
@@ -291,84 +259,13 @@ class Sequential:
             checked.append(arr)
         for view, arr in zip(views, checked):
             view[...] = arr
-
-    # ---- input checks --------------------------------------------------------------------------
-    def _check_X(self, X: object, name: str = "X", allow_empty: bool = True) -> np.ndarray:
-        """X as a C-contiguous (n, in_features) array of the model's dtype, finite."""
-        if not (type(X) is np.ndarray and X.dtype is self.dtype and X.ndim == 2
-                and X.shape[1] == self._n_in and X.flags.c_contiguous and X.flags.aligned):
-            X = self._convert_X(X, name)
-        if X.shape[0] == 0 and not allow_empty:
-            raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
-        if not ops.all_finite(X):
-            raise ValueError(f"{name} contains NaN or inf")
-        return X
-
-    def _convert_X(self, X: object, name: str) -> np.ndarray:
-        try:
-            arr = np.asarray(X)
-        except Exception as exc:
-            raise TypeError(f"{name} must be a 2-D array of numbers, got "
-                            f"{type(X).__name__}") from exc
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
-            raise ValueError(f"{name} must be 2-D with shape (n_samples, {self.in_features}), "
-                             f"got shape {arr.shape}{hint}")
-        if arr.shape[1] != self.in_features:
-            raise ValueError(f"{name} must have {self.in_features} features (columns) for this "
-                             f"model, got shape {arr.shape}")
-        arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        return arr if arr.flags.aligned else arr.copy()  # a copy is always aligned
-
     # ---- inference -----------------------------------------------------------------------------
-    def _hidden_buffers(self, n: int) -> list | None:
-        bufs = self._infer_buffers.get(n)
-        if bufs is None:
-            if len(self._infer_buffers) >= _MAX_CACHED_SIZES:
-                self._infer_buffers.pop(next(iter(self._infer_buffers)))
-            bufs = [np.empty((n, layer.out_features), self.dtype) for layer in self.layers[:-1]]
-            self._infer_buffers[n] = bufs
-        return bufs
-
-    def _forward_into(self, X: np.ndarray, out: np.ndarray) -> None:
-        """Raw outputs of checked X into out, through cached hidden buffers."""
-        linear = ops.linear
-        n = X.shape[0]
-        # Another thread using this model's buffers at this moment: use private ones instead.
-        lock = self._infer_lock
-        locked = lock.acquire(False)
-        try:
-            bufs = self._infer_buffers.get(n) if locked else None
-            if bufs is None:
-                bufs = self._hidden_buffers(n) if locked else \
-                    [np.empty((n, layer.out_features), self.dtype) for layer in self.layers[:-1]]
-            a = X
-            for (W, b, act, alpha), buf in zip(self._layer_args, bufs):
-                linear(a, W, b, activation=act, alpha=alpha, out=buf)
-                a = buf
-            W, b, act, alpha = self._layer_args[-1]
-            linear(a, W, b, activation=act, alpha=alpha, out=out)
-        finally:
-            if locked:
-                lock.release()
-
-    def _forward(self, X: np.ndarray) -> np.ndarray:
-        n = X.shape[0]
-        out = np.empty((n, self._n_out), self.dtype)
-        if n <= _CHUNK_ROWS:
-            if n:
-                self._forward_into(X, out)
-            return out
-        for start in range(0, n, _CHUNK_ROWS):
-            stop = min(start + _CHUNK_ROWS, n)
-            self._forward_into(X[start:stop], out[start:stop])
-        return out
+    def _check_X(self, X: object, name: str = "X", allow_empty: bool = True) -> np.ndarray:
+        return as_inputs(X, self.in_features, self.dtype, name, allow_empty)
 
     def __call__(self, X: object) -> np.ndarray:
         """Raw outputs (logits for the classification losses), shape (n, out_features)."""
-        return self._forward(self._check_X(X))
+        return self._inference(self._check_X(X))
 
     forward = __call__
 
@@ -387,7 +284,7 @@ class Sequential:
         output, else (n, k)).
         """
         loss = self._require_loss("predict")
-        return loss.predict(self._forward(self._check_X(X)))
+        return loss.predict(self._inference(self._check_X(X)))
 
     def predict_proba(self, X: object) -> np.ndarray:
         """Probabilities: softmax rows (cross_entropy, kl_divergence) or per-output sigmoid
@@ -395,7 +292,7 @@ class Sequential:
         loss = self._require_loss("predict_proba")
         if not loss.has_proba:
             loss.proba(None)  # raises the explanatory error
-        return loss.proba(self._forward(self._check_X(X)))
+        return loss.proba(self._inference(self._check_X(X)))
 
     def evaluate(self, X: object, y: object, *, sample_weight: object = None,
                  loss: str | _losses.Loss | None = None) -> dict:
@@ -404,64 +301,26 @@ class Sequential:
         Returns
         -------
         dict
-            ``{"loss": float, "accuracy": float}`` (no "accuracy" for mse).
+            ``{"loss": float, "accuracy": float}`` (no "accuracy" for mse). The loss is the
+            mean weighted by `sample_weight`.
         """
         loss_obj = _losses.get(loss) if loss is not None else self._require_loss("evaluate")
         X = self._check_X(X, "X", allow_empty=False)
         target = loss_obj.prepare_target(y, X.shape[0], self.out_features, self.dtype, "y")
         weight = None if sample_weight is None else _losses.prepare_sample_weight(
             sample_weight, X.shape[0], self.dtype)
-        return self._evaluate_checked(X, target, weight, loss_obj)
-
-    def _evaluate_checked(self, X, target, weight, loss_obj) -> dict:
-        total_loss = total_weight = correct = 0.0
-        n = X.shape[0]
-        for start in range(0, n, _CHUNK_ROWS):
-            stop = min(start + _CHUNK_ROWS, n)
-            out = self._forward(X[start:stop])
-            w = None if weight is None else weight[start:stop]
-            value, _ = loss_obj.value_and_grad(out, target[start:stop], sample_weight=w,
-                                               out=np.empty_like(out))
-            chunk_weight = float(stop - start) if w is None else float(w.sum(dtype=np.float64))
-            total_loss += value * chunk_weight
-            total_weight += chunk_weight
-            if loss_obj.has_accuracy:
-                bufs = loss_obj.accuracy_buffers(stop - start, self.out_features)
-                correct += loss_obj.batch_accuracy(out, target[start:stop], bufs) * (stop - start)
-        result = {"loss": float(total_loss / total_weight)}
-        if loss_obj.has_accuracy:
-            result["accuracy"] = float(correct / n)
-        return result
+        return evaluate(self._inference, loss_obj, X, target, weight)
 
     # ---- training ------------------------------------------------------------------------------
-    def _check_loss_fits_model(self, loss: _losses.Loss) -> None:
-        last = self.layers[-1].activation
-        if last != "identity" and last == loss.output_function:
-            raise ValueError(f"the last layer's activation is {last!r}, but {loss.name} applies "
-                             f"{last} itself (fused, from the raw outputs): use "
-                             f"activation='identity' on the last Dense; predict_proba gives the "
-                             f"{last} probabilities")
-        if loss.name in ("cross_entropy", "kl_divergence") and self.out_features < 2:
-            raise ValueError(f"{loss.name} needs at least 2 outputs (one per class); for a "
-                             f"single output use binary_cross_entropy")
-
-    def _check_trainable(self) -> None:
-        for i, layer in enumerate(self.layers):
-            if layer.activation not in TRAINABLE_ACTIVATIONS:
-                raise ValueError(f"layers[{i}] uses activation {layer.activation!r}, which is "
-                                 f"forward-only (its derivative is zero almost everywhere, so "
-                                 f"gradient descent cannot train it); use sigmoid, tanh or relu "
-                                 f"to train, then predict with any activation")
-
     def compile(self, loss: str | _losses.Loss | None = None,
                 optimizer: str | _optim.Optimizer | None = None) -> Sequential:
         """Set the loss and/or optimizer without training (fit can also take them)."""
         loss_obj = _losses.get(loss) if loss is not None else None
         opt = _optim.get(optimizer) if optimizer is not None else None
         if loss_obj is not None:
-            self._check_loss_fits_model(loss_obj)
+            check_loss_fits(self.layers, loss_obj)
         if opt is not None:
-            opt._bind(self, self.n_params, self.dtype)
+            opt.bind(self, self.n_params, self.dtype)
             self.optimizer = opt
         if loss_obj is not None:
             self.loss = loss_obj
@@ -529,8 +388,8 @@ class Sequential:
         if loss_obj is None:
             raise ValueError("fit needs a loss: pass loss='cross_entropy' (or mse, "
                              "binary_cross_entropy, hinge, kl_divergence) or a pynn.Loss")
-        self._check_loss_fits_model(loss_obj)
-        self._check_trainable()
+        check_loss_fits(self.layers, loss_obj)
+        check_trainable(self.layers)
         if optimizer is not None:
             opt = _optim.get(optimizer)
         else:
@@ -570,45 +429,43 @@ class Sequential:
             val = (X[n:], target[n:], None if weight is None else weight[n:])
             X, target = X[:n], target[:n]
             weight = None if weight is None else weight[:n]
-        opt._bind(self, self.n_params, self.dtype)   # may raise: other model's optimizer
         if callable(opt.lr):
             opt.learning_rate()  # a broken schedule fails here, before any change
+        trainer = Trainer(self, loss_obj, opt)  # may raise: another model's optimizer
 
         # -- state ----------------------------------------------------------------------------
         self.loss, self.optimizer = loss_obj, opt
         self.stop_training = False
         history = History()
         self.history = history
-        m = n if batch_size is None else min(batch_size, n)
-        n_batches = -(-n // m)
-        history.params = {"epochs": epochs, "batch_size": m, "samples": n,
-                          "batches": n_batches}
+        data = Batches(X, target, weight, batch_size)
+        history.params = {"epochs": epochs, "batch_size": data.size, "samples": n,
+                          "batches": data.count}
         callbacks = [history] + callbacks
         if verbose:
             bar = ProgressBar(verbose)
-            bar.configure(epochs, n_batches, self.epochs_trained)
+            bar.configure(epochs, data.count, self.epochs_trained)
             callbacks.append(bar)
         for cb in callbacks:
             cb.set_model(self)
-        batch_hooks = [cb for cb in callbacks if _overrides(cb, "on_batch_end")]
+        batch_hooks = [cb for cb in callbacks if overrides(cb, "on_batch_end")]
         if seed is not None:
             rng = np.random.default_rng(seed)
         else:
-            rng = np.random.default_rng(self._rng.integers(2**63))
-        gather = shuffle and n > 1
-        if self._checkpoint is None:
-            self._checkpoint = _aligned_zeros(self.n_params, self.dtype)
+            rng = np.random.default_rng(self.rng.integers(2**63))
+        order = np.arange(n, dtype=np.int64) if shuffle and n > 1 else None
 
         for cb in callbacks:
             cb.on_train_begin()
         try:
-            self._train_epochs(X, target, weight, val, loss_obj, opt, epochs, m, n_batches,
-                               gather, rng, callbacks, batch_hooks, history)
+            self._train_epochs(trainer, data, order, rng, val, epochs, callbacks, batch_hooks,
+                               history)
         except KeyboardInterrupt:
             history.interrupted = True
             print(f"\nTraining interrupted: {len(history.epoch)} complete epoch(s) kept in the "
                   f"history.", file=sys.stderr)
-        except TrainingDivergedError:
+        except TrainingDivergedError as exc:
+            exc.history = history
             for cb in callbacks:
                 if isinstance(cb, ProgressBar):
                     cb.on_train_end()
@@ -630,84 +487,35 @@ class Sequential:
                                                "validation_data[2] (sample_weight_val)")
         return Xv, tv, wv
 
-    def _buffers(self, m: int, target: np.ndarray, gather: bool, weighted: bool,
-                 loss_obj: _losses.Loss) -> _TrainBuffers:
-        key = (m, target.shape[1:], target.dtype, gather, weighted, type(loss_obj))
-        bufs = self._train_buffers.get(key)
-        if bufs is None:
-            bufs = _TrainBuffers(self, m, target, gather, weighted, loss_obj)
-            self._train_buffers[key] = bufs
-        return bufs
-
-    def _train_epochs(self, X, target, weight, val, loss_obj, opt, epochs, m, n_batches,
-                      gather, rng, callbacks, batch_hooks, history) -> None:
-        n = X.shape[0]
-        self._train_buffers = {k: v for k, v in self._train_buffers.items()
-                               if k[0] in (m, n % m)}  # drop sizes this fit does not use
-        perm = np.arange(n, dtype=np.int64) if gather else None
-        gather_rows = ops.gather_rows
-        params, grads = self.params, self.grads
-        has_acc = loss_obj.has_accuracy
-        kernel = loss_obj.value_and_grad
-        full_bufs = self._buffers(m, target, gather, weight is not None, loss_obj)
-        last_bufs = self._buffers(n - (n_batches - 1) * m, target, gather, weight is not None,
-                                  loss_obj)
-
-        def load_batch(batch):
-            """The batch's inputs, targets, weights (gathered in place when shuffling)."""
-            start = batch * m
-            stop = min(start + m, n)
-            bufs = full_bufs if stop - start == m else last_bufs
-            if not gather:
-                return (X[start:stop], target[start:stop],
-                        None if weight is None else weight[start:stop], bufs)
-            idx = perm[start:stop]
-            gather_rows(X, idx, bufs.x)
-            gather_rows(target, idx, bufs.y)
-            if bufs.w is not None:
-                gather_rows(weight, idx, bufs.w)
-            return bufs.x, bufs.y, bufs.w, bufs
+    def _train_epochs(self, trainer: Trainer, data: Batches, order: np.ndarray | None,
+                      rng: np.random.Generator, val: tuple | None, epochs: int, callbacks: list,
+                      batch_hooks: list, history: History) -> None:
+        has_acc = trainer.accuracy
+        on_batch = None
+        if batch_hooks:
+            def on_batch(batch, size, loss_sum, correct, done):
+                logs = {"loss": loss_sum / done, "size": size}
+                if has_acc:
+                    logs["accuracy"] = correct / done
+                for cb in batch_hooks:
+                    cb.on_batch_end(batch, logs)
 
         for _ in range(epochs):
             epoch = self.epochs_trained
-            lr = opt._begin_epoch()
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
-            if gather:
-                rng.shuffle(perm)
-            # One copy per epoch (not per step): enough to rebuild any step of this epoch.
-            np.copyto(self._checkpoint, params)
-            opt._save_checkpoint()
-            loss_sum = acc_sum = 0.0
-            for batch in range(n_batches):
-                xb, yb, wb, bufs = load_batch(batch)
-                value = self._forward_backward(xb, yb, wb, bufs.acts, bufs.deltas, kernel)
-                if not math.isfinite(value):
-                    self._recover_from_divergence(batch, load_batch, kernel, opt)
-                    self._diverged(value, epoch, batch, n_batches, lr, history)
-                size = len(xb)
-                if has_acc:
-                    acc_sum += loss_obj.batch_accuracy(bufs.acts[-1], yb, bufs.acc) * size
-                loss_sum += value * size
-                opt.step(params, grads)
-                if batch_hooks:
-                    done = batch * m + size
-                    logs = {"loss": loss_sum / done, "size": size}
-                    if has_acc:
-                        logs["accuracy"] = acc_sum / done
-                    for cb in batch_hooks:
-                        cb.on_batch_end(batch, logs)
-
-            logs = {"loss": loss_sum / n}
+            if order is not None:
+                rng.shuffle(order)
+            result = trainer.run_epoch(data, order, epoch=epoch, on_batch=on_batch)
+            logs = {"loss": result.loss}
             if has_acc:
-                logs["accuracy"] = acc_sum / n
+                logs["accuracy"] = result.accuracy
             if val is not None:
-                scores = self._evaluate_checked(val[0], val[1], val[2], loss_obj)
+                scores = trainer.evaluate(*val)
                 logs["val_loss"] = scores["loss"]
                 if has_acc:
                     logs["val_accuracy"] = scores["accuracy"]
-            logs["lr"] = lr
-            opt._end_epoch()
+            logs["lr"] = result.lr
             self.epochs_trained += 1
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
@@ -715,83 +523,11 @@ class Sequential:
                 history.stopped_early = True
                 break
 
-    def _recover_from_divergence(self, bad_batch, load_batch, kernel, opt) -> None:
-        """Leave the weights and optimizer state at the last step that kept them finite.
-
-        Usually they still are finite (the loss overflowed in the forward pass): nothing to do.
-        If the previous update itself overflowed them, rebuild from the epoch's checkpoint by
-        replaying this epoch's steps (training is deterministic, so the replay is bitwise the
-        same), stopping before the first step that would make them non-finite. This costs
-        nothing per step: no copy of the weights is kept except once per epoch.
-        """
-        with np.errstate(all="ignore"):  # huge or non-finite numbers are expected here
-            self._replay_to_last_finite_step(bad_batch, load_batch, kernel, opt)
-
-    def _replay_to_last_finite_step(self, bad_batch, load_batch, kernel, opt) -> None:
-        params, grads = self.params, self.grads
-        if ops.all_finite(params) and opt._state_finite():
-            return
-        np.copyto(params, self._checkpoint)
-        opt._restore_checkpoint()
-        previous = np.empty_like(params)
-        for batch in range(bad_batch):
-            xb, yb, wb, bufs = load_batch(batch)
-            value = self._forward_backward(xb, yb, wb, bufs.acts, bufs.deltas, kernel)
-            if not math.isfinite(value):
-                break
-            np.copyto(previous, params)
-            opt._save_checkpoint()
-            opt.step(params, grads)
-            if not (ops.all_finite(params) and opt._state_finite()):
-                np.copyto(params, previous)
-                opt._restore_checkpoint()
-                break
-
-    def _forward_backward(self, xb, yb, wb, acts, deltas, kernel) -> float:
-        """One batch: forward into acts, loss, backward into self.grads; returns the loss.
-
-        Nothing is written to the gradients when the loss is not finite.
-        """
-        network = self._network(acts, deltas)
-        # forward: keep each layer's output (the backward needs only outputs)
-        network.forward(xb)
-        value, _ = kernel(acts[-1], yb, sample_weight=wb, out=deltas[-1])
-        if not math.isfinite(value):
-            return value
-        # backward: dZ = dY ⊙ act'(Y); dW = Xᵀ·dZ; db = colsum(dZ); dX = dZ·Wᵀ
-        network.backward(xb)
-        return value
-
-    def _network(self, acts: list, deltas: list) -> _core._Network:
-        """The layers bound to these activation buffers (checked once, cached per buffer set)."""
-        key = (id(acts[0]), id(deltas[0]))  # the network holds both: ids stay unique
-        network = self._networks.get(key)
-        if network is None:
-            if len(self._networks) >= _MAX_CACHED_SIZES:
-                self._networks.pop(next(iter(self._networks)))
-            layers = self.layers
-            network = _core._Network([layer._W for layer in layers],
-                                     [layer._b for layer in layers],
-                                     [layer._dW for layer in layers],
-                                     [layer._db for layer in layers],
-                                     [layer.activation for layer in layers],
-                                     [layer.alpha for layer in layers], list(acts), list(deltas))
-            self._networks[key] = network
-        return network
-
-    def _diverged(self, value: float, epoch: int, batch: int, n_batches: int, lr: float,
-                  history: History) -> None:
-        raise TrainingDivergedError(
-            f"training diverged at epoch {epoch + 1}, batch {batch + 1}/{n_batches}: the loss "
-            f"is {value}. The weights and optimizer state are left at the last step that kept "
-            f"them finite; a smaller learning rate (now {lr:g}) usually helps.",
-            epoch + 1, batch + 1, history)
-
-    # ---- copying, pickling, saving -------------------------------------------------------------
+    # ---- copying, pickling ---------------------------------------------------------------------
     def __getstate__(self) -> dict:
         return {"config": self.get_config(), "layers": self.layers,
                 "params": np.array(self.params), "loss": self.loss,
-                "optimizer": self.optimizer, "history": self.history, "rng": self._rng,
+                "optimizer": self.optimizer, "history": self.history, "rng": self.rng,
                 "epochs_trained": self.epochs_trained}
 
     def __setstate__(self, state: dict) -> None:
@@ -801,26 +537,14 @@ class Sequential:
         self.layers = [copy.copy(layer) for layer in state["layers"]]
         self._allocate()
         self.params[...] = state["params"]
-        self._rng = state["rng"]
+        self.rng = state["rng"]
         self.loss = state["loss"]
         self.optimizer = state["optimizer"]
-        if self.optimizer is not None and self.optimizer._owner is not None \
-                and self.optimizer._owner() is not None:
-            self.optimizer = copy.deepcopy(self.optimizer)  # shallow copy: state of its own
-        if self.optimizer is not None and self.optimizer._state:
-            self.optimizer._owner = None
-            self.optimizer._bind(self, self.n_params, self.dtype)  # keeps the loaded arrays
+        if self.optimizer is not None:
+            # A shallow copy shares the optimizer with the original: state of its own instead.
+            self.optimizer = copy.deepcopy(self.optimizer)
+            self.optimizer.release()
+            self.optimizer.bind(self, self.n_params, self.dtype)  # keeps the copied arrays
         self.history = state["history"]
         self.stop_training = False
         self.epochs_trained = state["epochs_trained"]
-
-    def save(self, path) -> None:
-        """Save to `path` (see `pynn.save`)."""
-        from ..io import save
-        save(self, path)
-
-    @staticmethod
-    def load(path) -> Sequential:
-        """Load a model saved with `save` (see `pynn.load`)."""
-        from ..io import load
-        return load(path)

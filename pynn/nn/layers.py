@@ -110,8 +110,16 @@ class Dense:
                 f"activation={self.activation!r}{extra})")
 
     # -- views bound by the owning model ------------------------------------------------------
-    def _bind(self, params: np.ndarray, grads: np.ndarray, offset: int) -> int:
-        """Point W, b, dW, db at the flat buffers starting at `offset`; returns the next offset."""
+    @property
+    def is_bound(self) -> bool:
+        """Whether a model has given this layer its views (W, b, dW, db)."""
+        return self._W is not None
+
+    def bind(self, params: np.ndarray, grads: np.ndarray, offset: int) -> int:
+        """Point W, b, dW, db at the flat buffers starting at `offset`; returns the next offset.
+
+        Called by the owning model when it allocates its buffers.
+        """
         n_w = self.in_features * self.out_features
         shape = (self.in_features, self.out_features)
         self._W = params[offset:offset + n_w].reshape(shape)

@@ -177,40 +177,54 @@ class Optimizer:
         self._current_lr: float | None = None
 
     # -- binding to a model's buffers -------------------------------------------------------
-    def _bind(self, model: object, n_params: int, dtype: np.dtype) -> None:
-        """Allocate state for `model` (kept if already bound to it with the same layout)."""
-        owner = self._owner() if self._owner is not None else None
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state buffers (each the size of the flat parameter buffer)."""
+        return self._state_names
+
+    def bind(self, owner: object, n_params: int, dtype: np.dtype) -> None:
+        """Hold state for `owner`'s flat parameter buffer of `n_params` entries of `dtype`.
+
+        State already bound to `owner`, or loaded (`load_state_dict`) with the same layout, is
+        kept; an optimizer bound to another live model raises ValueError.
+        """
+        current = self._owner() if self._owner is not None else None
         if self._state:
             first = next(iter(self._state.values()))
             same_layout = first.shape == (n_params,) and first.dtype == dtype
-            if same_layout and owner in (model, None):
-                # already ours, or state that came with an unpickled/loaded model
-                self._owner = weakref.ref(model)
+            if same_layout and current in (owner, None):
+                self._owner = weakref.ref(owner)
                 return
-            if owner is not None and owner is not model:
+            if current is not None and current is not owner:
                 raise ValueError("this optimizer already holds the state of another model; "
                                  "give each model its own optimizer instance")
         self._state = {name: np.zeros(n_params, dtype=dtype) for name in self._state_names}
-        self._owner = weakref.ref(model)
+        self._owner = weakref.ref(owner)
 
-    # -- checkpoints (used by fit to recover from divergence) ---------------------------------
-    def _save_checkpoint(self) -> None:
+    def release(self) -> None:
+        """Forget the owning model (its state arrays are kept): a copy may bind elsewhere."""
+        self._owner = None
+
+    # -- checkpoints (the engine's divergence guard) -------------------------------------------
+    def save_checkpoint(self) -> None:
         """Copy the state into preallocated buffers (no allocation after the first call)."""
         ckpt = getattr(self, "_checkpoint", None)
-        if ckpt is None or any(ckpt[k].shape != v.shape or ckpt[k].dtype != v.dtype
-                               for k, v in self._state.items() if k in ckpt) \
-                or ckpt.keys() != self._state.keys():
+        if ckpt is None or ckpt.keys() != self._state.keys() or any(
+                ckpt[k].shape != v.shape or ckpt[k].dtype != v.dtype
+                for k, v in self._state.items()):
             ckpt = self._checkpoint = {k: np.empty_like(v) for k, v in self._state.items()}
         for k, v in self._state.items():
             np.copyto(ckpt[k], v)
         self._checkpoint_iterations = self.iterations
 
-    def _restore_checkpoint(self) -> None:
+    def restore_checkpoint(self) -> None:
+        """Back to the state of the last `save_checkpoint`."""
         for k, v in self._state.items():
             np.copyto(v, self._checkpoint[k])
         self.iterations = self._checkpoint_iterations
 
-    def _state_finite(self) -> bool:
+    def state_finite(self) -> bool:
+        """No NaN or inf in the state buffers."""
         return all(ops.all_finite(v) for v in self._state.values())
 
     def reset(self) -> None:
@@ -236,11 +250,12 @@ class Optimizer:
                              f"it must be a finite number > 0")
         return value
 
-    def _begin_epoch(self) -> float:
+    def begin_epoch(self) -> float:
+        """Fix the learning rate of the epoch about to run (the schedule's value); returns it."""
         self._current_lr = self.learning_rate(self.epoch)
         return self._current_lr
 
-    def _end_epoch(self) -> None:
+    def end_epoch(self) -> None:
         self.epoch += 1
 
     # -- the step ----------------------------------------------------------------------------
@@ -258,14 +273,49 @@ class Optimizer:
         return {"name": self.name, "lr": lr}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state buffers by name (the arrays themselves, not copies)."""
         return dict(self._state)
 
-    def _load_state(self, model: object, arrays: dict, epoch: int, iterations: int) -> None:
-        self._state = {name: np.array(arrays[name]) for name in self._state_names
-                       if name in arrays}
-        self._owner = weakref.ref(model) if model is not None else None
-        self.epoch = int(epoch)
-        self.iterations = int(iterations)
+    def state_dict(self) -> dict:
+        """The training state: ``{"epoch", "iterations", "buffers": {name: copy}}``."""
+        return {"epoch": self.epoch, "iterations": self.iterations,
+                "buffers": {k: v.copy() for k, v in self._state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned (checked first; nothing changes on error).
+
+        The buffers are bound to the model this optimizer is next used with (same layout).
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        missing = {"epoch", "iterations", "buffers"} - state.keys()
+        if missing:
+            raise ValueError(f"state is missing {sorted(missing)}")
+        epoch, iterations, buffers = state["epoch"], state["iterations"], state["buffers"]
+        for name, value in (("epoch", epoch), ("iterations", iterations)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"state[{name!r}] must be an int >= 0, got {value!r}")
+        if not isinstance(buffers, dict) or set(buffers) != set(self._state_names):
+            raise ValueError(f"state['buffers'] must hold {list(self._state_names)}, got "
+                             f"{sorted(buffers) if isinstance(buffers, dict) else buffers!r}")
+        arrays = {name: np.array(buffers[name]) for name in self._state_names}
+        shapes = {a.shape for a in arrays.values()}
+        dtypes = {a.dtype for a in arrays.values()}
+        if arrays and (len(shapes) != 1 or len(dtypes) != 1 or len(next(iter(shapes))) != 1
+                       or next(iter(dtypes)) not in (np.float32, np.float64)):
+            raise ValueError("state['buffers'] must be 1-D float32 or float64 arrays of one "
+                             "size and dtype")
+        for name, a in arrays.items():
+            if not ops.all_finite(a):
+                raise ValueError(f"state['buffers'][{name!r}] contains NaN or inf")
+        current = self._owner() if self._owner is not None else None
+        if arrays and current is not None:
+            live = next(iter(self._state.values()), None)
+            if live is None or live.shape != next(iter(shapes)) or live.dtype != next(iter(dtypes)):
+                raise ValueError("state['buffers'] do not match the parameters of the model "
+                                 "this optimizer is bound to")
+        self._state = arrays
+        self.epoch, self.iterations = int(epoch), int(iterations)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -313,7 +363,10 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
         self.weight_decay = _non_negative(weight_decay, "weight_decay")
-        self._state_names = ("velocity",) if self.momentum > 0 else ()
+
+    @property
+    def _state_names(self) -> tuple[str, ...]:
+        return ("velocity",) if self.momentum > 0 else ()
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         lr = self._current_lr if self._current_lr is not None else self.learning_rate()
@@ -351,14 +404,23 @@ class Adam(Optimizer):
     weight_decay : float, default 0
         Decoupled weight decay (AdamW, >= 0): ``θ ← θ − lr·weight_decay·θ`` besides the Adam
         step, as in `pynn.ops.adam_step`.
+    epsilon_hat : bool, default False
+        Where eps sits. False: PyTorch's (and Algorithm 1 of the paper) ``m̂ / (sqrt(v̂) + eps)``.
+        True: the paper's ε̂ of its section 2, as TensorFlow/Keras and scikit-learn's MLP put
+        it: ``lr·sqrt(1−β2^t)/(1−β1^t) · m / (sqrt(v) + eps)``, i.e. PyTorch's update with
+        ``eps / sqrt(1−β2^t)``.
     """
 
     name = "adam"
     _state_names = ("m", "v")
 
     def __init__(self, lr: LearningRate = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 epsilon_hat: bool = False) -> None:
         super().__init__(lr)
+        if not isinstance(epsilon_hat, (bool, np.bool_)):
+            raise TypeError(f"epsilon_hat must be a bool, got {type(epsilon_hat).__name__}")
+        self.epsilon_hat = bool(epsilon_hat)
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):
@@ -370,19 +432,26 @@ class Adam(Optimizer):
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         lr = self._current_lr if self._current_lr is not None else self.learning_rate()
         self.iterations += 1
+        eps = self.eps
+        if self.epsilon_hat:
+            eps /= math.sqrt(1.0 - self.betas[1] ** self.iterations)
         ops.adam_step(params, grads, self._state["m"], self._state["v"], step=self.iterations,
-                      lr=lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                      lr=lr, beta1=self.betas[0], beta2=self.betas[1], eps=eps,
                       weight_decay=self.weight_decay)
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(betas=list(self.betas), eps=self.eps, weight_decay=self.weight_decay)
+        if self.epsilon_hat:
+            config["epsilon_hat"] = True
         return config
 
     def _public_config(self) -> dict:
         config = {"lr": self.lr, "betas": self.betas, "eps": self.eps}
         if self.weight_decay:
             config["weight_decay"] = self.weight_decay
+        if self.epsilon_hat:
+            config["epsilon_hat"] = True
         return config
 
 

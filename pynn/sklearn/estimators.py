@@ -33,7 +33,6 @@ scikit-learn is an optional dependency: ``pip install 'pynn[sklearn]'``.
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 import warnings
@@ -64,9 +63,12 @@ except ImportError as _exc:  # pragma: no cover - exercised only without scikit-
         f"pip install 'scikit-learn>=1.6'); importing it failed: {_exc}") from _exc
 
 from .. import _core, ops
-from ..engine.sklearn_rules import AdamState, LossAdapter, SGDState, TrainBuffers, WeightNorm
+from ..engine import Batches, Trainer, TrainingDivergedError
 from ..model import Sequential
 from ..nn.layers import Dense
+from ..nn.optim import SGD, Adam
+from ..nn.regularizers import L2
+from .rules import ScikitLearnLoss, invscaling_rate
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -261,8 +263,7 @@ class _BaseMLP(BaseEstimator):
         self._network = net
         self._bind_views()
         self._best_params = net.params.copy()
-        self._solver_state = None
-        self._train_buffers = {}
+        self._lr_init = None
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -282,7 +283,7 @@ class _BaseMLP(BaseEstimator):
         self._intercept_views = tuple(layer.b for layer in net.layers)
         self.coefs_ = list(self._coef_views)
         self.intercepts_ = list(self._intercept_views)
-        self._weight_norm = WeightNorm(net)
+        self._trainer = None
 
     def _sync_coefs(self) -> None:
         """Copy user-assigned coefs_/intercepts_ arrays into the network (checked first)."""
@@ -311,52 +312,56 @@ class _BaseMLP(BaseEstimator):
         self.intercepts_ = list(self._intercept_views)
 
     def _check_architecture(self, layer_units) -> None:
-        have = [self._network.layers[0].in_features] + [
-            layer.out_features for layer in self._network.layers]
+        have = [self._network.in_features] + [layer.out_features for layer in self._network.layers]
         if have != list(layer_units):
             raise ValueError(f"warm_start/partial_fit: the fitted network has layer sizes {have}, "
                              f"but these parameters and data need {list(layer_units)}; fit with "
                              f"warm_start=False to start a new network")
 
-    def _new_solver_state(self):
-        net = self._network
+    def _new_optimizer(self):
         if self.solver == "sgd":
-            return SGDState(net, self.learning_rate_init, self.momentum,
-                            self.nesterovs_momentum)
-        return AdamState(net, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
-
-    def _solver_for_fit(self, first_pass: bool):
-        """The optimizer state: kept across warm-start fits and partial_fit calls (same solver),
-        with the current hyperparameters; new for a fresh fit."""
-        state = self._solver_state
-        if first_pass or state is None or state.solver != self.solver \
-                or not state.compatible(self._network):
-            return self._new_solver_state()
-        if state.learning_rate_init != float(self.learning_rate_init):
-            state.learning_rate_init = state.learning_rate = float(self.learning_rate_init)
-        if self.solver == "sgd":
-            if (self.momentum > 0) != (state.velocity is not None):
-                return self._new_solver_state()
-            state.momentum = float(self.momentum)
-            state.nesterov = bool(self.nesterovs_momentum) and state.momentum > 0
+            opt = SGD(self.learning_rate_init, nesterov=False)
+            self._set_momentum(opt)
         else:
-            state.beta_1, state.beta_2 = float(self.beta_1), float(self.beta_2)
-            state.epsilon = float(self.epsilon)
-        return state
+            opt = Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                       eps=self.epsilon, epsilon_hat=True)
+        self._lr_init = float(self.learning_rate_init)
+        return opt
 
-    def _buffers(self, m, target, weighted, gather) -> TrainBuffers:
-        key = (m, target.shape[1:], target.dtype.str, weighted, gather)
-        bufs = self._train_buffers.get(key)
-        if bufs is None:
-            if len(self._train_buffers) > 4:
-                self._train_buffers.clear()
-            bufs = TrainBuffers(self._network, m, target, weighted, gather)
-            self._train_buffers[key] = bufs
-        return bufs
+    def _set_momentum(self, opt) -> None:
+        # assigned, not passed: scikit-learn allows momentum = 1, which pynn.SGD refuses
+        opt.momentum = float(self.momentum)
+        opt.nesterov = bool(self.nesterovs_momentum) and opt.momentum > 0
+
+    def _optimizer_for_fit(self, first_pass: bool):
+        """A pynn optimizer: kept across warm-start fits and partial_fit calls (same solver, so
+        its state -- velocity, moments, step count, the current adaptive/invscaling rate --
+        carries over) with the current hyperparameters; new for a fresh fit."""
+        opt = self._network.optimizer
+        if first_pass or opt is None or opt.name != self.solver:
+            return self._new_optimizer()
+        if self._lr_init != float(self.learning_rate_init):
+            opt.lr = self._lr_init = float(self.learning_rate_init)
+        if self.solver == "sgd":
+            if (self.momentum > 0) != bool(opt.state_names):
+                return self._new_optimizer()
+            self._set_momentum(opt)
+        else:
+            opt.betas, opt.eps = (float(self.beta_1), float(self.beta_2)), float(self.epsilon)
+        return opt
+
+    def _trainer_for(self, opt) -> Trainer:
+        trainer = self._trainer
+        if trainer is None or trainer.optimizer is not opt or trainer.loss.out_activation != \
+                self.out_activation_ or (trainer.penalty.alpha if trainer.penalty else 0.0) \
+                != float(self.alpha):
+            trainer = Trainer(self._network, ScikitLearnLoss(self.out_activation_,
+                                                             self.n_outputs_),
+                              opt, penalty=L2(self.alpha, per_sample=True), accuracy=False)
+            self._trainer = trainer
+        return trainer
 
     def _fit_stochastic(self, X, y, sample_weight, incremental, first_pass) -> None:
-        state = self._solver_for_fit(first_pass)
-        self._solver_state = state
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
@@ -393,36 +398,38 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped")
             m = int(np.clip(self.batch_size, 1, n))
-        gather = bool(self.shuffle)
-        full = self._buffers(m, target, sw_train is not None, gather)
-        last_size = n - (-(-n // m) - 1) * m
-        last = self._buffers(last_size, target, sw_train is not None, gather)
-        loss = LossAdapter(self.out_activation_, self.n_outputs_)
-        sample_idx = np.arange(n, dtype=int)
+        opt = self._optimizer_for_fit(first_pass)
+        trainer = self._trainer_for(opt)
+        self._network.compile(optimizer=opt)
+        data = Batches(X_train, target, sw_train, m)
+        sample_idx = np.arange(n, dtype=np.int64)
         progress = _Progress(1 if incremental else self.max_iter,
                              type(self).__name__) if self.verbose else None
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 started = time.perf_counter()
+                order = None
                 if self.shuffle:
                     # the draws of sklearn.utils.shuffle, without its per-call validation
                     # (milliseconds: a tenth of an epoch on small data)
-                    order = np.arange(n)
-                    self._random_state.shuffle(order)
-                    sample_idx = sample_idx[order]
-                accumulated = self._train_epoch(X_train, target, sw_train, sample_idx, m, full,
-                                                last, gather, loss, state)
+                    perm = np.arange(n)
+                    self._random_state.shuffle(perm)
+                    order = sample_idx = sample_idx[perm]
+                try:
+                    result = trainer.run_epoch(data, order, epoch=self.n_iter_)
+                except TrainingDivergedError as exc:
+                    raise ValueError(_NON_FINITE) from exc
                 self.n_iter_ += 1
-                self.loss_ = accumulated / n
+                self.loss_ = result.loss
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)
-                val_score = self._update_no_improvement_count(early_stopping, val, loss)
+                val_score = self._update_no_improvement_count(early_stopping, val, trainer)
                 if progress is not None:
                     progress.epoch(self.n_iter_, self.loss_, val_score,
                                    time.perf_counter() - started)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    state.learning_rate = state.learning_rate_init / (self.t_ + 1) ** self.power_t
+                    opt.lr = invscaling_rate(self._lr_init, self.t_, self.power_t)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = (f"Validation score did not improve more than tol={self.tol:f} "
@@ -430,7 +437,7 @@ class _BaseMLP(BaseEstimator):
                     else:
                         msg = (f"Training loss did not improve more than tol={self.tol:f} for "
                                f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(msg, state, progress):
+                    if self._trigger_stopping(msg, opt, progress):
                         break
                     self._no_improvement_count = 0
                 if incremental:
@@ -447,48 +454,7 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             np.copyto(self._network.params, self._best_params)
 
-    def _train_epoch(self, X, target, weight, sample_idx, m, full, last, gather, loss,
-                     state) -> float:
-        """One pass over the data; returns sum over batches of batch loss × batch size."""
-        net = self._network
-        forward_backward = net._forward_backward
-        alpha = float(self.alpha)
-        weight_norm = self._weight_norm
-        n = X.shape[0]
-        accumulated = 0.0
-        take = np.take
-        for start in range(0, n, m):
-            stop = min(start + m, n)
-            size = stop - start
-            bufs = full if size == m else last
-            if gather:
-                idx = sample_idx[start:stop]
-                xb, yb, wb = bufs.x, bufs.y, bufs.w
-                take(X, idx, axis=0, out=xb, mode="clip")
-                take(target, idx, axis=0, out=yb, mode="clip")
-                if wb is not None:
-                    take(weight, idx, out=wb, mode="clip")
-            else:
-                xb, yb = X[start:stop], target[start:stop]
-                wb = None if weight is None else weight[start:stop]
-            if wb is None:
-                weight_sum = float(size)
-            else:
-                weight_sum = float(wb.sum(dtype=np.float64))
-                if not weight_sum > 0:  # every sample of this batch weighs 0: nothing to learn
-                    continue
-            value = forward_backward(xb, yb, wb, bufs.acts, bufs.deltas, loss)
-            if not math.isfinite(value):
-                raise ValueError(_NON_FINITE)
-            decay = 0.0
-            if alpha:
-                decay = alpha / weight_sum
-                value += 0.5 * alpha * weight_norm() / weight_sum
-            state.step(decay)
-            accumulated += value * size
-        return accumulated
-
-    def _trigger_stopping(self, msg, state, progress) -> bool:
+    def _trigger_stopping(self, msg, opt, progress) -> bool:
         def say(text):
             if self.verbose:
                 progress.message(text) if progress is not None else print(text)
@@ -496,21 +462,21 @@ class _BaseMLP(BaseEstimator):
         if self.solver != "sgd" or self.learning_rate != "adaptive":
             say(msg + " Stopping.")
             return True
-        if state.learning_rate <= 1e-6:
+        if opt.lr <= 1e-6:
             say(msg + " Learning rate too small. Stopping.")
             return True
-        state.learning_rate /= 5.0
-        say(msg + f" Setting learning rate to {state.learning_rate:f}")
+        opt.lr /= 5.0
+        say(msg + f" Setting learning rate to {opt.lr:f}")
         return False
 
-    def _update_no_improvement_count(self, early_stopping, val, loss):
+    def _update_no_improvement_count(self, early_stopping, val, trainer):
         if early_stopping:
             X_val, y_val, sw_val, val_target = val
-            outputs = self._network._forward(X_val)
+            outputs = trainer.outputs(X_val)
             val_score = self._score_outputs(outputs, y_val, sw_val)
             self.validation_scores_.append(val_score)
             self.validation_loss_curve_.append(self._validation_loss(outputs, val_target,
-                                                                     sw_val, loss))
+                                                                     sw_val, trainer))
             if val_score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -526,16 +492,16 @@ class _BaseMLP(BaseEstimator):
         self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
         return None
 
-    def _validation_loss(self, outputs, target, sample_weight, loss) -> float:
+    def _validation_loss(self, outputs, target, sample_weight, trainer) -> float:
         """The training loss's definition (with the L2 term) on the validation set."""
         if not ops.all_finite(outputs):
             return float("nan")
-        value, _ = loss(outputs, target, sample_weight=sample_weight,
-                        out=np.empty_like(outputs))
-        if self.alpha:
+        value, _ = trainer.loss.value_and_grad(outputs, target, sample_weight=sample_weight,
+                                               out=np.empty_like(outputs))
+        if trainer.penalty is not None:
             total = float(outputs.shape[0]) if sample_weight is None else float(
                 sample_weight.sum(dtype=np.float64))
-            value += 0.5 * self.alpha * self._weight_norm() / total
+            value += trainer.penalty.value(total)
         return float(value)
 
     # ---- prediction ----------------------------------------------------------------------------
@@ -546,27 +512,21 @@ class _BaseMLP(BaseEstimator):
         X = self._as_dense(X, self._network.dtype)
         self._sync_coefs()
         with _thread_limit(self.n_threads):
-            return self._network._forward(X)
+            return self._network(X)
 
     # ---- pickling ------------------------------------------------------------------------------
     def __getstate__(self):
         if hasattr(self, "_network"):
             self._sync_coefs()
-        state = super().__getstate__()
-        state = dict(state)
-        for key in ("coefs_", "intercepts_", "_coef_views", "_intercept_views",
-                    "_weight_norm"):
+        state = dict(super().__getstate__())
+        for key in ("coefs_", "intercepts_", "_coef_views", "_intercept_views", "_trainer"):
             state.pop(key, None)
-        if "_train_buffers" in state:
-            state["_train_buffers"] = {}
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_network" in state:
             self._bind_views()
-            if self._solver_state is not None:
-                self._solver_state._bind(self._network)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

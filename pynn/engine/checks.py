@@ -1,0 +1,71 @@
+"""Checks at the engine's door: inputs, trainability, loss and model agreeing.
+
+Run once per call of a public entry point (fit, evaluate, predict, gradcheck), never per batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import ops
+from ..nn.layers import TRAINABLE_ACTIVATIONS
+from ..nn.losses import Loss
+
+__all__ = ["as_inputs", "check_loss_fits", "check_trainable"]
+
+
+def as_inputs(X: object, n_features: int, dtype: np.dtype, name: str = "X",
+              allow_empty: bool = True) -> np.ndarray:
+    """X as a C-contiguous, aligned (n, n_features) array of `dtype`, finite after the cast."""
+    if not (type(X) is np.ndarray and X.dtype is dtype and X.ndim == 2
+            and X.shape[1] == n_features and X.flags.c_contiguous and X.flags.aligned):
+        X = _convert(X, n_features, dtype, name)
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
+    if not ops.all_finite(X):
+        raise ValueError(f"{name} contains NaN or inf (after conversion to {dtype.name})")
+    return X
+
+
+def _convert(X: object, n_features: int, dtype: np.dtype, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:
+        raise TypeError(f"{name} must be a 2-D array of numbers, got "
+                        f"{type(X).__name__}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D with shape (n_samples, {n_features}), "
+                         f"got shape {arr.shape}{hint}")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} must have {n_features} features (columns) for this "
+                         f"model, got shape {arr.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just after
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.aligned else arr.copy()  # a copy is always aligned
+
+
+def check_trainable(layers: Sequence) -> None:
+    """Every layer's activation has a usable derivative."""
+    for i, layer in enumerate(layers):
+        if layer.activation not in TRAINABLE_ACTIVATIONS:
+            raise ValueError(f"layers[{i}] uses activation {layer.activation!r}, which is "
+                             f"forward-only (its derivative is zero almost everywhere, so "
+                             f"gradient descent cannot train it); use sigmoid, tanh or relu "
+                             f"to train, then predict with any activation")
+
+
+def check_loss_fits(layers: Sequence, loss: Loss) -> None:
+    """The loss can read the last layer's outputs."""
+    last = layers[-1].activation
+    if last != "identity" and last == loss.output_function:
+        raise ValueError(f"the last layer's activation is {last!r}, but {loss.name} applies "
+                         f"{last} itself (fused, from the raw outputs): use "
+                         f"activation='identity' on the last Dense; predict_proba gives the "
+                         f"{last} probabilities")
+    if loss.name in ("cross_entropy", "kl_divergence") and layers[-1].out_features < 2:
+        raise ValueError(f"{loss.name} needs at least 2 outputs (one per class); for a "
+                         f"single output use binary_cross_entropy")

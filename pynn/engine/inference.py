@@ -1,0 +1,67 @@
+"""Inference: a model's forward pass over any number of rows, through cached buffers.
+
+Big inputs run in chunks of `CHUNK_ROWS` rows so that the hidden activations stay small; the
+hidden buffers are kept per chunk size (a few sizes, least recently used out), so a serving loop
+that calls predict on batches of one size allocates only its output.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import ops
+
+__all__ = ["CHUNK_ROWS", "Inference"]
+
+#: Rows per chunk: keeps the hidden-activation buffers of a big call small at no cost to GEMM
+#: efficiency.
+CHUNK_ROWS = 4096
+# Hidden buffers are cached for this many distinct chunk sizes.
+_MAX_CACHED_SIZES = 4
+
+
+class Inference:
+    """The forward pass of a stack of Dense layers (bound to a model's parameter views)."""
+
+    def __init__(self, layers: Sequence, dtype: np.dtype) -> None:
+        self._args = [(layer.W, layer.b, layer.activation, layer.alpha) for layer in layers]
+        self._hidden = [layer.out_features for layer in layers[:-1]]
+        self._n_out = layers[-1].out_features
+        self._dtype = dtype
+        self._buffers: dict[int, list] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Raw outputs of checked X (C-contiguous, the model's dtype), shape (n, outputs)."""
+        n = X.shape[0]
+        out = np.empty((n, self._n_out), self._dtype)
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, n)
+            self._forward_into(X[start:stop], out[start:stop])
+        return out
+
+    def _new_buffers(self, n: int) -> list:
+        return [np.empty((n, width), self._dtype) for width in self._hidden]
+
+    def _forward_into(self, X: np.ndarray, out: np.ndarray) -> None:
+        n = X.shape[0]
+        # Another thread using the cached buffers at this moment: use private ones instead.
+        locked = self._lock.acquire(False)
+        try:
+            bufs = self._buffers.get(n) if locked else None
+            if bufs is None:
+                bufs = self._new_buffers(n)
+                if locked:
+                    if len(self._buffers) >= _MAX_CACHED_SIZES:
+                        self._buffers.pop(next(iter(self._buffers)))
+                    self._buffers[n] = bufs
+            linear = ops.linear
+            a = X
+            for (W, b, act, alpha), buf in zip(self._args, bufs + [out]):
+                linear(a, W, b, activation=act, alpha=alpha, out=buf)
+                a = buf
+        finally:
+            if locked:
+                self._lock.release()

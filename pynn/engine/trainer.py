@@ -1,0 +1,346 @@
+"""The training engine: the one loop that `Sequential.fit`, the scikit-learn estimators and
+gradcheck all drive.
+
+A step reads like llm.c's: load the batch (gather shuffled rows into preallocated buffers),
+forward (one fused linear + bias + activation per layer), the loss fused with its output
+function (writing d loss / d outputs in place), backward (activation derivative, dW, db, dX per
+layer into the flat gradient buffer), the penalty's gradient, one optimizer update over the flat
+parameter buffer. After the first batch of a size nothing is allocated.
+
+What the callers add is policy: `Sequential.fit` its callbacks, History and progress bar; the
+estimators scikit-learn's stopping rules, schedules and ``loss_curve_``.
+
+The divergence guard: a non-finite loss, or parameters or optimizer state that an update made
+non-finite, stops training with `TrainingDivergedError`, the weights and optimizer state left at
+the last step that kept them finite (replayed from a copy taken once per epoch: training is
+deterministic, so the replay is bitwise the same; no copy is taken per step).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .. import _core, ops
+from ..nn.losses import Loss
+from ..nn.optim import Optimizer
+from ..nn.regularizers import L2
+from .inference import CHUNK_ROWS, Inference
+
+__all__ = ["Batches", "EpochResult", "Trainer", "TrainingDivergedError", "evaluate"]
+
+# Step buffers are kept for this many (batch size, target layout) keys.
+_MAX_CACHED_SIZES = 4
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training produced a non-finite loss, or an update made the weights non-finite.
+
+    No update is applied from the failing step, and the weights and optimizer state are left at
+    the last step that kept them finite, so training can continue from sound numbers (e.g.
+    after lowering the learning rate).
+
+    Attributes
+    ----------
+    epoch, batch : int
+        Where it happened, 1-based, as in the message.
+    history : History or None
+        The completed epochs (set by `Sequential.fit`).
+    """
+
+    def __init__(self, message: str, epoch: int, batch: int, history: object = None) -> None:
+        super().__init__(message)
+        self.epoch, self.batch, self.history = epoch, batch, history
+
+
+class Batches:
+    """A training set cut into mini-batches of `size` rows (the last one holds the remainder).
+
+    X is (n, features) in the model's dtype; target is in the loss's kernel form
+    (`Loss.prepare_target`); weight is None or (n,) sample weights.
+    """
+
+    __slots__ = ("X", "count", "n", "size", "target", "weight")
+
+    def __init__(self, X: np.ndarray, target: np.ndarray, weight: np.ndarray | None,
+                 batch_size: int | None) -> None:
+        self.X, self.target, self.weight = X, target, weight
+        self.n = X.shape[0]
+        self.size = self.n if batch_size is None else max(1, min(int(batch_size), self.n))
+        self.count = -(-self.n // self.size)
+
+
+class EpochResult:
+    """What an epoch reports: mean loss (sample-count weighted) and, if measured, accuracy."""
+
+    __slots__ = ("accuracy", "loss", "lr")
+
+    def __init__(self, loss: float, accuracy: float | None, lr: float) -> None:
+        self.loss, self.accuracy, self.lr = loss, accuracy, lr
+
+
+class _StepBuffers:
+    """Everything a step at batch size m writes into, with the network bound to it."""
+
+    __slots__ = ("acc", "acts", "deltas", "network", "w", "x", "y")
+
+    def __init__(self, layers: Sequence, dtype: np.dtype, m: int, target: np.ndarray,
+                 gather: bool, weighted: bool, loss: Loss, accuracy: bool) -> None:
+        self.x = np.empty((m, layers[0].in_features), dtype) if gather else None
+        self.y = np.empty((m,) + target.shape[1:], target.dtype) if gather else None
+        self.w = np.empty(m, dtype) if gather and weighted else None
+        self.acts = [np.empty((m, layer.out_features), dtype) for layer in layers]
+        self.deltas = [np.empty((m, layer.out_features), dtype) for layer in layers]
+        self.acc = loss.accuracy_buffers(m, layers[-1].out_features) if accuracy else ()
+        self.network = _core._Network([layer.W for layer in layers],
+                                      [layer.b for layer in layers],
+                                      [layer.dW for layer in layers],
+                                      [layer.db for layer in layers],
+                                      [layer.activation for layer in layers],
+                                      [layer.alpha for layer in layers], self.acts, self.deltas)
+
+
+class Trainer:
+    """A model's training machinery for one loss, optimizer and penalty.
+
+    Parameters
+    ----------
+    model
+        Anything with `layers` (bound Dense layers: W, b, dW, db views, activation, alpha),
+        flat `params` and `grads` buffers and a `dtype` (a `pynn.Sequential`).
+    loss : Loss
+    optimizer : Optimizer or None
+        None: the trainer only computes gradients (gradcheck).
+    penalty : L2, optional
+        Added to every batch's loss and gradient.
+    accuracy : bool, default True
+        Measure the training accuracy (when the loss has one).
+    """
+
+    def __init__(self, model: object, loss: Loss, optimizer: Optimizer | None = None, *,
+                 penalty: L2 | None = None, accuracy: bool = True) -> None:
+        self.layers = list(model.layers)
+        self.params, self.grads, self.dtype = model.params, model.grads, model.dtype
+        self.loss = loss
+        self.optimizer = optimizer
+        if optimizer is not None:
+            optimizer.bind(model, self.params.size, self.dtype)
+        self.penalty = penalty if penalty is not None and penalty.alpha else None
+        if self.penalty is not None:
+            self.penalty.bind(self.layers, self.dtype)
+        self.accuracy = bool(accuracy) and loss.has_accuracy
+        self._buffers: dict = {}
+        self._checkpoint = np.empty_like(self.params)
+        self._inference = Inference(self.layers, self.dtype)
+
+    # ---- one batch ---------------------------------------------------------------------------
+    def _step_buffers(self, m: int, target: np.ndarray, gather: bool,
+                      weighted: bool) -> _StepBuffers:
+        key = (m, target.shape[1:], target.dtype, gather, weighted)
+        bufs = self._buffers.get(key)
+        if bufs is None:
+            if len(self._buffers) >= _MAX_CACHED_SIZES:
+                self._buffers.pop(next(iter(self._buffers)))
+            bufs = _StepBuffers(self.layers, self.dtype, m, target, gather, weighted, self.loss,
+                                self.accuracy)
+            self._buffers[key] = bufs
+        return bufs
+
+    def _forward_backward(self, xb, yb, wb, bufs: _StepBuffers) -> float:
+        """Forward, loss, backward into the gradient buffer; the loss (gradients untouched when
+        it is not finite)."""
+        bufs.network.forward(xb)
+        value, _ = self.loss.value_and_grad(bufs.acts[-1], yb, sample_weight=wb,
+                                            out=bufs.deltas[-1])
+        if math.isfinite(value):
+            bufs.network.backward(xb)
+        return value
+
+    def forward_backward(self, X: np.ndarray, target: np.ndarray,
+                         weight: np.ndarray | None = None) -> float:
+        """The loss of one batch (checked arrays), its gradient left in the model's `grads`."""
+        bufs = self._step_buffers(X.shape[0], target, False, weight is not None)
+        value = self._forward_backward(X, target, weight, bufs)
+        if self.penalty is not None and math.isfinite(value):
+            value += self.penalty.add_gradient(_weight_sum(weight, X.shape[0]))
+        return value
+
+    def loss_value(self, X: np.ndarray, target: np.ndarray,
+                   weight: np.ndarray | None = None) -> float:
+        """The loss of one batch, forward only."""
+        out = self._inference(X)
+        value, _ = self.loss.value_and_grad(out, target, sample_weight=weight,
+                                            out=np.empty_like(out))
+        if self.penalty is not None:
+            value += self.penalty.value(_weight_sum(weight, X.shape[0]))
+        return value
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def run_epoch(self, data: Batches, order: np.ndarray | None = None, *, epoch: int = 0,
+                  on_batch: Callable | None = None) -> EpochResult:
+        """One pass over `data`, one optimizer step per batch.
+
+        Parameters
+        ----------
+        data : Batches
+        order : int64 array of shape (n,), optional
+            The epoch's sample order (a permutation); None takes the rows as they are.
+        epoch : int
+            0-based, for the divergence message.
+        on_batch : callable, optional
+            ``on_batch(batch, size, loss_sum, correct_sum, done)`` after every step.
+
+        Raises
+        ------
+        TrainingDivergedError
+            The loss, or an update, became non-finite (see the module docstring).
+        """
+        opt = self.optimizer
+        lr = opt.begin_epoch()
+        np.copyto(self._checkpoint, self.params)
+        opt.save_checkpoint()
+        loader = _Loader(self, data, order)
+        loss_sum = correct = 0.0
+        for batch in range(data.count):
+            xb, yb, wb, bufs = loader(batch)
+            size = xb.shape[0]
+            value = self._train_step(xb, yb, wb, bufs)
+            if value is None:  # every sample of the batch weighs 0: nothing to learn
+                continue
+            if not math.isfinite(value):
+                self._recover(batch, loader)
+                self._diverged(f"the loss is {value}", epoch, batch, data.count, lr)
+            if self.accuracy:
+                correct += self.loss.batch_accuracy(bufs.acts[-1], yb, bufs.acc) * size
+            loss_sum += value * size
+            if on_batch is not None:
+                on_batch(batch, size, loss_sum, correct, batch * data.size + size)
+        # The last update is checked too: it may have overflowed with a finite loss.
+        if not (ops.all_finite(self.params) and opt.state_finite()):
+            self._recover(data.count, loader)
+            self._diverged("an update made the weights non-finite", epoch, data.count - 1,
+                           data.count, lr)
+        opt.end_epoch()
+        return EpochResult(loss_sum / data.n, correct / data.n if self.accuracy else None, lr)
+
+    def _train_step(self, xb, yb, wb, bufs) -> float | None:
+        if wb is not None:
+            batch_weight = float(wb.sum(dtype=np.float64))
+            if not batch_weight > 0:
+                return None
+        else:
+            batch_weight = float(xb.shape[0])
+        value = self._forward_backward(xb, yb, wb, bufs)
+        if not math.isfinite(value):
+            return value
+        if self.penalty is not None:
+            value += self.penalty.add_gradient(batch_weight)
+        self.optimizer.step(self.params, self.grads)
+        return value
+
+    # ---- divergence --------------------------------------------------------------------------
+    def _recover(self, bad_batch: int, loader: _Loader) -> None:
+        """Leave the weights and optimizer state at the last step that kept them finite.
+
+        Usually they still are (the loss overflowed in the forward pass). If an update made them
+        non-finite, rebuild from the epoch's copy by replaying this epoch's steps, stopping
+        before the first one that breaks them.
+        """
+        opt = self.optimizer
+        with np.errstate(all="ignore"):  # huge or non-finite numbers are expected here
+            if ops.all_finite(self.params) and opt.state_finite():
+                return
+            np.copyto(self.params, self._checkpoint)
+            opt.restore_checkpoint()
+            previous = np.empty_like(self.params)
+            for batch in range(bad_batch):
+                xb, yb, wb, bufs = loader(batch)
+                np.copyto(previous, self.params)
+                opt.save_checkpoint()
+                value = self._train_step(xb, yb, wb, bufs)
+                if value is None:
+                    continue
+                if not math.isfinite(value) or not (ops.all_finite(self.params)
+                                                     and opt.state_finite()):
+                    np.copyto(self.params, previous)
+                    opt.restore_checkpoint()
+                    break
+
+    def _diverged(self, what: str, epoch: int, batch: int, n_batches: int, lr: float) -> None:
+        raise TrainingDivergedError(
+            f"training diverged at epoch {epoch + 1}, batch {batch + 1}/{n_batches}: {what}. "
+            f"The weights and optimizer state are left at the last step that kept them finite; "
+            f"a smaller learning rate (now {lr:g}) usually helps.", epoch + 1, batch + 1)
+
+    # ---- evaluation --------------------------------------------------------------------------
+    def outputs(self, X: np.ndarray) -> np.ndarray:
+        """Raw outputs of checked X."""
+        return self._inference(X)
+
+    def evaluate(self, X: np.ndarray, target: np.ndarray,
+                 weight: np.ndarray | None = None) -> dict:
+        """Mean loss and accuracy over checked arrays (see `evaluate`)."""
+        return evaluate(self._inference, self.loss, X, target, weight, accuracy=self.accuracy)
+
+
+def evaluate(forward: Callable, loss: Loss, X: np.ndarray, target: np.ndarray,
+             weight: np.ndarray | None = None, *, accuracy: bool = True) -> dict:
+    """``{"loss", "accuracy"}`` of a model's `forward` over checked arrays, in chunks.
+
+    The loss is the mean weighted by the sample weights; chunks whose weights are all zero
+    contribute nothing. No "accuracy" when the loss has none.
+    """
+    total_loss = total_weight = correct = 0.0
+    n = X.shape[0]
+    accuracy = accuracy and loss.has_accuracy
+    for start in range(0, n, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, n)
+        out = forward(X[start:stop])
+        yb = target[start:stop]
+        if accuracy:
+            bufs = loss.accuracy_buffers(stop - start, out.shape[1])
+            correct += loss.batch_accuracy(out, yb, bufs) * (stop - start)
+        w = None if weight is None else weight[start:stop]
+        chunk_weight = _weight_sum(w, stop - start)
+        if not chunk_weight > 0:
+            continue
+        value, _ = loss.value_and_grad(out, yb, sample_weight=w, out=np.empty_like(out))
+        total_loss += value * chunk_weight
+        total_weight += chunk_weight
+    result = {"loss": float(total_loss / total_weight) if total_weight > 0 else math.nan}
+    if accuracy:
+        result["accuracy"] = float(correct / n)
+    return result
+
+
+def _weight_sum(weight: np.ndarray | None, n: int) -> float:
+    return float(n) if weight is None else float(weight.sum(dtype=np.float64))
+
+
+class _Loader:
+    """Batch k of an epoch: slices of the data, or its rows gathered in the epoch's order."""
+
+    __slots__ = ("data", "full", "last", "order")
+
+    def __init__(self, trainer: Trainer, data: Batches, order: np.ndarray | None) -> None:
+        self.data, self.order = data, order
+        gather, weighted = order is not None, data.weight is not None
+        self.full = trainer._step_buffers(data.size, data.target, gather, weighted)
+        last_size = data.n - (data.count - 1) * data.size
+        self.last = trainer._step_buffers(last_size, data.target, gather, weighted)
+
+    def __call__(self, batch: int) -> tuple:
+        data = self.data
+        start = batch * data.size
+        stop = min(start + data.size, data.n)
+        bufs = self.full if stop - start == data.size else self.last
+        if self.order is None:
+            return (data.X[start:stop], data.target[start:stop],
+                    None if data.weight is None else data.weight[start:stop], bufs)
+        idx = self.order[start:stop]
+        ops.gather_rows(data.X, idx, bufs.x)
+        ops.gather_rows(data.target, idx, bufs.y)
+        if bufs.w is not None:
+            ops.gather_rows(data.weight, idx, bufs.w)
+        return bufs.x, bufs.y, bufs.w, bufs
