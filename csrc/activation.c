@@ -11,10 +11,26 @@
     PN_DECLARE_ISA(void, pn_softmax_rows_##SUF, (T * y, const T *x, pn_size R, pn_size C));   \
     PN_DECLARE_ISA(void, pn_softmax_backward_rows_##SUF,                                      \
                    (T * dx, const T *y, const T *dy, pn_size R, pn_size C));                  \
-    PN_DECLARE_ISA(void, pn_bias_grad_cols_##SUF,                                             \
-                   (T * db, const T *dz, pn_size N, pn_size O, pn_size ld));
+    PN_DECLARE_ISA(void, pn_act_bias_backward_cols_##SUF,                                     \
+                   (T * dz, T * db, const T *y, const T *dy, pn_size N, pn_size O, pn_size j0, \
+                    pn_size j1, int act, T alpha, int accumulate));
 DECLARE_KERNELS(float, f32)
 DECLARE_KERNELS(double, f64)
+
+/* Elements per thread worth threads in the fused dz/bias-gradient pass. */
+#define PN_DZ_GRAIN 16384.0
+
+/* Names by id: with the enum in pynn.h, the one definition of the activations. */
+static const char *const act_names[PN_ACT_COUNT] = {
+    [PN_ACT_IDENTITY] = "identity", [PN_ACT_RELU] = "relu",   [PN_ACT_LEAKY_RELU] = "leaky_relu",
+    [PN_ACT_SIGMOID] = "sigmoid",   [PN_ACT_TANH] = "tanh",   [PN_ACT_SOFTMAX] = "softmax",
+    [PN_ACT_STEP] = "step"};
+
+const char *pn_act_name(int act) {
+    return (act >= 0 && act < PN_ACT_COUNT) ? act_names[act] : "unknown";
+}
+
+int pn_act_has_backward(int act) { return act >= 0 && act < PN_ACT_COUNT && act != PN_ACT_STEP; }
 
 /* Work units per element: exp-based activations cost ~8 cheap ones. */
 static double act_cost(int act) {
@@ -49,13 +65,24 @@ static double act_cost(int act) {
                                                    alpha));                                   \
         }                                                                                     \
     }                                                                                         \
-    void pn_bias_grad_##SUF(T *db, const T *dz, pn_size N, pn_size O) {                       \
+    void pn_activation_bias_backward_##SUF(T *dz, T *db, const T *y, const T *dy, pn_size N,  \
+                                           pn_size O, int act, T alpha, int accumulate) {     \
         if (O <= 0) return;                                                                   \
-        /* threads over slices of 64 columns (disjoint outputs; each column summed in row      \
-         * order whatever the split) */                                                      \
-        int nt = O >= 128 ? pn_threads_here((double)N * O, PN_GRAIN) : 1;                     \
+        if (N <= 0) { /* an empty sum */                                                      \
+            if (!accumulate)                                                                  \
+                for (pn_size j = 0; j < O; j++) db[j] = 0;                                    \
+            return;                                                                           \
+        }                                                                                     \
+        /* threads over slices of 64 columns (disjoint outputs; each column summed in the      \
+         * kernel's one order whatever the split) */                                          \
+        int nt = pn_threads_here((double)N * O * (act == PN_ACT_SOFTMAX ? 2.0 : 1.0),         \
+                                 PN_DZ_GRAIN);                                                \
         PN_PARALLEL_SLICES(nt, O, 64,                                                         \
-            PN_DISPATCH(pn_bias_grad_cols_##SUF)(db + lo, dz + lo, N, hi - lo, O));           \
+            PN_DISPATCH(pn_act_bias_backward_cols_##SUF)(dz, db, y, dy, N, O, lo, hi, act,    \
+                                                         alpha, accumulate));                 \
+    }                                                                                         \
+    void pn_bias_grad_##SUF(T *db, const T *dz, pn_size N, pn_size O) {                       \
+        pn_activation_bias_backward_##SUF(NULL, db, NULL, dz, N, O, PN_ACT_IDENTITY, 0, 0);   \
     }
 
 DEFINE_ACTIVATION(float, f32)

@@ -14,15 +14,6 @@
 #define PN_GEMM_ROWS_MAX 2
 /* Flops per thread worth a fork/join of the OpenMP team (about 2-4 us of work). */
 #define PN_GEMM_THREAD_GRAIN 1.5e5
-/* Elements per thread worth threads in the fused dz/colsum pass. */
-#define PN_DZ_THREAD_GRAIN 16384.0
-
-/* No loop-carried dependence through memory here (the arrays never alias). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define PN_GEMM_IVDEP _Pragma("GCC ivdep")
-#else
-#define PN_GEMM_IVDEP
-#endif
 
 /* ---- packing buffers: per thread, reused, grown when needed, freed at thread exit ------------- */
 

@@ -233,64 +233,6 @@ int FN(pn_linear_forward)(T *y, const T *x, const T *w, const T *bias, pn_size n
 
 /* ---- backward: one fused pass for dz and db, then two GEMMs ----------------------------------- */
 
-/* dz[:, j0:j1] = dy * act'(y) and db[j0:j1] (+)= colsum(dz), rows in order (a fixed sum order).
- * dz == NULL: identity, only the column sums of dy. */
-/* Both operands are loaded before the select: an unconditional load lets it vectorise. */
-static inline T FN(relu_d)(T yv, T dv) { return yv > 0 ? dv : 0; }
-static inline T FN(leaky_d)(T yv, T dv, T alpha) { return yv >= 0 ? dv : alpha * dv; }
-
-static void FN(dz_colsum)(T *PN_RESTRICT dz, T *PN_RESTRICT db, const T *PN_RESTRICT y,
-                          const T *PN_RESTRICT dy, pn_size n, pn_size o, pn_size j0, pn_size j1,
-                          int act, T alpha, int accumulate) {
-    if (db && !accumulate)
-        for (pn_size j = j0; j < j1; j++) db[j] = 0;
-    /* Per row: dz, then db += dz while the row is in L1 (two simple loops the compiler
-     * vectorises; a branchy select in one loop with the add did not). */
-#define DZ_LOOP(EXPR)                                                                          \
-    do {                                                                                       \
-        PN_GEMM_IVDEP                                                                   \
-        for (pn_size j = j0; j < j1; j++) dzr[j] = (EXPR);                                     \
-        if (db) {                                                                              \
-            PN_GEMM_IVDEP                                                               \
-            for (pn_size j = j0; j < j1; j++) db[j] += dzr[j];                                 \
-        }                                                                                      \
-    } while (0)
-    for (pn_size r = 0; r < n; r++) {
-        const T *PN_RESTRICT yr = y + r * o;
-        const T *PN_RESTRICT dyr = dy + r * o;
-        T *PN_RESTRICT dzr = dz ? dz + r * o : NULL;
-        switch (act) {
-        case PN_ACT_IDENTITY:
-            if (db) {
-                PN_GEMM_IVDEP
-                for (pn_size j = j0; j < j1; j++) db[j] += dyr[j];
-            }
-            break;
-        case PN_ACT_RELU:
-            DZ_LOOP(FN(relu_d)(yr[j], dyr[j]));
-            break;
-        case PN_ACT_LEAKY_RELU:
-            DZ_LOOP(FN(leaky_d)(yr[j], dyr[j], alpha));
-            break;
-        case PN_ACT_SIGMOID:
-            DZ_LOOP(dyr[j] * yr[j] * (1 - yr[j]));
-            break;
-        case PN_ACT_TANH:
-            DZ_LOOP(dyr[j] * (1 - yr[j] * yr[j]));
-            break;
-        case PN_ACT_SOFTMAX: {
-            T dot = 0; /* over the whole row, in order: every thread gets the same value */
-            for (pn_size j = 0; j < o; j++) dot += dyr[j] * yr[j];
-            DZ_LOOP(yr[j] * (dyr[j] - dot));
-            break;
-        }
-        default:
-            break;
-        }
-    }
-#undef DZ_LOOP
-}
-
 int FN(pn_linear_backward)(T *dx, T *dw, T *db, const T *x, const T *w, const T *y, const T *dy,
                            pn_size n, pn_size i, pn_size o, int act, T alpha, int accumulate) {
     T *dz = NULL;
@@ -298,26 +240,11 @@ int FN(pn_linear_backward)(T *dx, T *dw, T *db, const T *x, const T *w, const T 
         dz = (T *)pn_gemm_buffer(2, (size_t)(n * o) * sizeof(T));
         if (!dz) return -1;
     }
-    if (dz || db) {
-        pn_size units = (o + 63) / 64;
-        int nt = pn_threads_for((double)n * (double)o, PN_DZ_THREAD_GRAIN);
-        if (nt > units) nt = (int)units;
-        if (nt <= 1) {
-            FN(dz_colsum)(dz, db, y, dy, n, o, 0, o, act, alpha, accumulate);
-        } else {
-            PN_OMP(parallel num_threads(nt))
-            {
-                int t = 0, nth = 1;
-#ifdef PN_OPENMP
-                t = omp_get_thread_num();
-                nth = omp_get_num_threads();
-#endif
-                pn_size j0 = units * t / nth * 64, j1 = units * (t + 1) / nth * 64;
-                if (j1 > o) j1 = o;
-                if (j0 < j1) FN(dz_colsum)(dz, db, y, dy, n, o, j0, j1, act, alpha, accumulate);
-            }
-        }
-    }
+    /* dz and db: the activation's one derivative and the one bias-gradient reduction */
+    if (db)
+        FN(pn_activation_bias_backward)(dz, db, y, dy, n, o, act, alpha, accumulate);
+    else if (dz)
+        FN(pn_activation_backward)(dz, y, dy, n, o, act, alpha);
     const T *g = dz ? dz : dy;
     FN(operand) Xt = {x, i, 1}, G = {g, o, 0}, Wt = {w, o, 1};
     if (FN(gemm_driver)(dw, Xt, G, i, o, n, accumulate, NULL, PN_ACT_IDENTITY, 0)) return -1;

@@ -39,11 +39,14 @@ const char *pn_compiler(void);
 const char *pn_openmp_version(void);
 
 /* ---- activation.c ---------------------------------------------------------------------------- */
-/* Activation codes, shared by activation.c and the GEMM epilogues. */
+/* Activation ids: THE definition (the bridge builds pynn._core.ACTIVATIONS from these and
+ * pn_act_name; no other place lists them). */
 enum pn_act {
     PN_ACT_IDENTITY = 0, PN_ACT_RELU = 1, PN_ACT_LEAKY_RELU = 2, PN_ACT_SIGMOID = 3,
     PN_ACT_TANH = 4, PN_ACT_SOFTMAX = 5, PN_ACT_STEP = 6, PN_ACT_COUNT = 7
 };
+const char *pn_act_name(int act);         /* "relu", ...; "unknown" out of range */
+int pn_act_has_backward(int act);         /* 0 for the forward-only ones (step) */
 
 /* y = act(x) over a rows x cols matrix (softmax is row-wise; the others elementwise).
  * y == x (in place) is allowed. Safe to call inside an OpenMP parallel region (runs serially). */
@@ -52,14 +55,24 @@ void pn_activation_forward_f32(float *y, const float *x, pn_size rows, pn_size c
 void pn_activation_forward_f64(double *y, const double *x, pn_size rows, pn_size cols, int act,
                                double alpha);
 /* dx = dy * act'(y), from the forward OUTPUT y (overwrites dx; dx == dy allowed). softmax:
- * dx = y * (dy - rowsum(dy * y)). step has no backward. */
+ * dx = y * (dy - rowsum(dy * y)). step has no backward. At the kinks PyTorch's convention:
+ * relu' = 0 and leaky_relu' = alpha where y == 0. */
 void pn_activation_backward_f32(float *dx, const float *y, const float *dy, pn_size rows,
                                 pn_size cols, int act, float alpha);
 void pn_activation_backward_f64(double *dx, const double *y, const double *dy, pn_size rows,
                                 pn_size cols, int act, double alpha);
 
-/* db = column sums of dz (N, O) -> (O): the bias gradient. Overwrites db; groups of 4 rows are
- * summed in T, then accumulated in double, in row order. */
+/* The backward of act(z + b), fused: dz (N, O) = dy * act'(y) with the derivative above, and
+ * db (O) = colsum(dz) while the rows are in cache. dz == NULL (act identity only): just the
+ * column sums of dy. db is overwritten, or added into when accumulate (db + (T)colsum). The ONE
+ * bias-gradient reduction (pn_bias_grad and pn_linear_backward both run it): rows in fours,
+ * (r0 + r1) + (r2 + r3) in T, each four into a double accumulator, in row order, then the
+ * leftover rows; bitwise the same at any thread count. dz must not overlap y or dy. */
+void pn_activation_bias_backward_f32(float *dz, float *db, const float *y, const float *dy,
+                                     pn_size N, pn_size O, int act, float alpha, int accumulate);
+void pn_activation_bias_backward_f64(double *dz, double *db, const double *y, const double *dy,
+                                     pn_size N, pn_size O, int act, double alpha, int accumulate);
+/* db = column sums of dz (N, O) -> (O): the bias gradient, overwritten, in the order above. */
 void pn_bias_grad_f32(float *db, const float *dz, pn_size N, pn_size O);
 void pn_bias_grad_f64(double *db, const double *dz, pn_size N, pn_size O);
 

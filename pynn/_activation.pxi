@@ -2,13 +2,10 @@
 
 cdef extern from "pynn.h" nogil:
     enum:
-        PN_ACT_IDENTITY
-        PN_ACT_RELU
         PN_ACT_LEAKY_RELU
-        PN_ACT_SIGMOID
-        PN_ACT_TANH
-        PN_ACT_SOFTMAX
-        PN_ACT_STEP
+        PN_ACT_COUNT
+    const char *pn_act_name(int act)
+    int pn_act_has_backward(int act)
     void pn_activation_forward_f32(float *y, const float *x, pn_size rows, pn_size cols, int act,
                                    float alpha)
     void pn_activation_forward_f64(double *y, const double *x, pn_size rows, pn_size cols,
@@ -21,27 +18,26 @@ cdef extern from "pynn.h" nogil:
     void pn_bias_grad_f64(double *db, const double *dz, pn_size N, pn_size O)
 
 
-ACTIVATIONS = {
-    "identity": PN_ACT_IDENTITY,
-    "relu": PN_ACT_RELU,
-    "leaky_relu": PN_ACT_LEAKY_RELU,
-    "sigmoid": PN_ACT_SIGMOID,
-    "tanh": PN_ACT_TANH,
-    "softmax": PN_ACT_SOFTMAX,
-    "step": PN_ACT_STEP,
-}
+# THE activation table: names in the order of csrc/pynn.h's enum pn_act (ids are positions), read
+# from C so that no other place lists them. pynn's Python layers import these two tuples.
+ACTIVATIONS = tuple(pn_act_name(i).decode() for i in range(PN_ACT_COUNT))
+FORWARD_ONLY_ACTIVATIONS = tuple(n for i, n in enumerate(ACTIVATIONS) if not pn_act_has_backward(i))
+cdef dict _ACT_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 
 
-cdef int _activation_code(object name, bint backward) except -1:
+cdef int _act_id(object name, str arg, bint backward) except -1:
+    """The id of activation `name` (checked: a str naming one of ACTIVATIONS, with a backward
+    when `backward`); `arg` names the argument in errors. Every bridge function taking an
+    activation goes through here."""
     if not isinstance(name, str):
-        raise TypeError(f"name must be a str (one of {', '.join(ACTIVATIONS)}), got "
+        raise TypeError(f"{arg} must be a str (one of {', '.join(ACTIVATIONS)}), got "
                         f"{type(name).__name__}")
-    code = ACTIVATIONS.get(name)
+    code = _ACT_IDS.get(name)
     if code is None:
-        raise ValueError(f"name must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
-    if backward and code == PN_ACT_STEP:
-        raise ValueError("name 'step' has no backward: the step function is not "
-                         "differentiable (use sigmoid or tanh for a trainable unit)")
+        raise ValueError(f"{arg} must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
+    if backward and not pn_act_has_backward(code):
+        raise ValueError(f"{arg} {name!r} has no backward: it is forward-only (use sigmoid or "
+                         f"tanh for a trainable unit)")
     return code
 
 
@@ -82,7 +78,7 @@ cdef void _rows_cols(cnp.ndarray arr, str name, pn_size *rows, pn_size *cols) ex
 
 def activation(name, x, alpha=0.01, out=None):
     """y = act(x); see pynn.ops.activation."""
-    cdef int code = _activation_code(name, False)
+    cdef int code = _act_id(name, "name", False)
     cdef double a = _activation_alpha(alpha, code)
     cdef cnp.ndarray xa = _float_array(x, "x")
     cdef pn_size rows, cols
@@ -102,7 +98,7 @@ def activation(name, x, alpha=0.01, out=None):
 
 def activation_backward(name, y, dy, alpha=0.01, out=None):
     """dx = dy * act'(x) from y = act(x); see pynn.ops.activation_backward."""
-    cdef int code = _activation_code(name, True)
+    cdef int code = _act_id(name, "name", True)
     cdef double a = _activation_alpha(alpha, code)
     cdef cnp.ndarray ya = _float_array(y, "y")
     cdef cnp.ndarray dya = _float_array(dy, "dy", ya.dtype)

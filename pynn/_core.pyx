@@ -12,8 +12,8 @@ cnp.import_array()
 
 include "_common.pxi"
 include "_cpu.pxi"
-include "_gemm.pxi"
 include "_activation.pxi"
+include "_gemm.pxi"
 include "_loss.pxi"
 include "_optim.pxi"
 include "_batch.pxi"

@@ -22,24 +22,6 @@ cdef extern from "pynn.h" nogil:
     void pn_gemm_release_buffers()
     double pn_gemm_fma_peak(int f64, pn_size iters, int threads)
 
-# Activation codes of csrc/pynn.h (enum pn_act).
-cdef dict _GEMM_ACTIVATIONS = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3,
-                               "tanh": 4, "softmax": 5, "step": 6}
-cdef int _ACT_STEP = 6
-
-
-cdef int _gemm_activation(object name, bint backward) except -1:
-    if not isinstance(name, str):
-        raise TypeError(f"activation must be a str, got {type(name).__name__}")
-    code = _GEMM_ACTIVATIONS.get(name)
-    if code is None:
-        raise ValueError(f"activation must be one of {', '.join(_GEMM_ACTIVATIONS)}; "
-                         f"got {name!r}")
-    if backward and code == _ACT_STEP:
-        raise ValueError("activation 'step' has no derivative (it is forward-only)")
-    return code
-
-
 from libc.math cimport isfinite
 
 
@@ -204,7 +186,7 @@ def linear(x, w, b=None, *, activation="identity", alpha=0.01, out=None):
     -------
     y : ndarray (N, O)
     """
-    cdef int act = _gemm_activation(activation, False)
+    cdef int act = _act_id(activation, "activation", False)
     cdef double alph = _alpha(alpha)
     cdef cnp.ndarray X = _operand(x, "x", -1)
     cdef int typenum = cnp.PyArray_TYPE(X)
@@ -275,7 +257,7 @@ def linear_backward(x, w, y, dy, *, activation="identity", alpha=0.01, need_dx=T
     dw : ndarray (I, O)
     db : ndarray (O,)
     """
-    cdef int act = _gemm_activation(activation, True)
+    cdef int act = _act_id(activation, "activation", True)
     cdef double alph = _alpha(alpha)
     cdef cnp.ndarray X = _operand(x, "x", -1)
     cdef int typenum = cnp.PyArray_TYPE(X)

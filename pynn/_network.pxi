@@ -82,7 +82,7 @@ cdef class _Network:
                 arr = _gemm_out(given, f"{name}[{i}]", ndim, d0, d1, typenum, [])
                 self.ptr[6 * i + 1 + k] = cnp.PyArray_DATA(arr)
                 self.keep.append(arr)
-            self.act[i] = _gemm_activation(activations[i], False)
+            self.act[i] = _act_id(activations[i], "activation", False)
             self.alpha[i] = _alpha(alphas[i])
         self.n_layers = n
 

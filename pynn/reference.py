@@ -37,10 +37,10 @@ def _act_backward(y: np.ndarray, dy: np.ndarray, activation: str, alpha: float) 
         return dy
     if activation == "relu":
         return np.where(y > 0, dy, 0).astype(dy.dtype)
-    if activation == "leaky_relu":
-        return np.where(y >= 0, dy, alpha * dy).astype(dy.dtype)
+    if activation == "leaky_relu":  # PyTorch's convention at the kink: alpha * dy at y == 0
+        return np.where(y > 0, dy, alpha * dy).astype(dy.dtype)
     if activation == "sigmoid":
-        return dy * y * (1 - y)
+        return dy * (y * (1 - y))
     if activation == "tanh":
         return dy * (1 - y * y)
     if activation == "softmax":
@@ -179,7 +179,7 @@ def activation_backward(name: str, y: np.ndarray, dy: np.ndarray, *, alpha: floa
     y, dy = np.asarray(y), np.asarray(dy)
     if name == "identity":
         dx = dy.copy()
-    elif name == "relu":
+    elif name == "relu":  # PyTorch's convention at the kinks: 0 (relu), alpha (leaky) at y == 0
         dx = np.where(y > 0, dy, y.dtype.type(0))
     elif name == "leaky_relu":
         dx = np.where(y > 0, dy, y.dtype.type(alpha) * dy)

@@ -192,6 +192,32 @@ def test_matches_torch(rng, name, dtype):
                                rtol=tol["rtol"] * 4, atol=1e-6 if dtype == np.float32 else 1e-14)
 
 
+def test_core_exports_the_one_activation_table():
+    """pynn._core.ACTIVATIONS is csrc/pynn.h's enum pn_act in order (ids are positions)."""
+    from pynn import _core
+    assert _core.ACTIVATIONS == tuple(NAMES)
+    assert _core.FORWARD_ONLY_ACTIVATIONS == ("step",)
+    assert tuple(ops.ACTIVATIONS) == _core.ACTIVATIONS
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["relu", "leaky_relu"])
+def test_backward_at_the_kink_is_torchs(isa, threads, n_threads, name, dtype, rng):
+    """y == 0 exactly: relu' = 0 and leaky_relu' = alpha (PyTorch's threshold_backward and
+    leaky_relu_backward test y > 0), as pynn.reference."""
+    threads(n_threads)
+    y = np.where(rng.random((300, 257)) < 0.3, 0.0, rng.normal(size=(300, 257))).astype(dtype)
+    if name == "relu":
+        y = np.maximum(y, 0)
+    dy = rng.normal(size=y.shape).astype(dtype)
+    dx = ops.activation_backward(name, y, dy, alpha=0.25)
+    zero = y == 0
+    want_at_zero = 0 if name == "relu" else dtype(0.25) * dy[zero]
+    np.testing.assert_array_equal(dx[zero], want_at_zero)
+    np.testing.assert_array_equal(dx, ref.activation_backward(name, y, dy, alpha=0.25))
+
+
 # ---- bias_grad ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)

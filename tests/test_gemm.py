@@ -223,6 +223,71 @@ def test_linear_backward_matches_reference(isa, dtype, act, rng):
         assert dw2.tobytes() == dw.tobytes() and db2.tobytes() == db.tobytes()
 
 
+def _outputs_with_kinks(rng, n, o, act, dtype):
+    """A layer output y holding exact zeros (the relu/leaky_relu kink) among positive and, for
+    leaky_relu and identity, negative values; a row-stochastic y for softmax, (0, 1) for sigmoid."""
+    z = rng.standard_normal((n, o))
+    z.flat[::3] = 0.0
+    y = {"relu": np.maximum(z, 0), "sigmoid": 1 / (1 + np.exp(-z)), "tanh": np.tanh(z),
+         "softmax": ref.softmax(z)}.get(act, z)
+    return y.astype(dtype)
+
+
+KINK_SHAPES = [(1, 3, 2), (7, 5, 33), (33, 17, 130), (300, 9, 257)]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_linear_backward_and_activation_backward_share_one_derivative(isa, threads, n_threads,
+                                                                      act, dtype, rng):
+    """Outputs exactly 0 through both paths: ops.linear_backward's fused dz pass and
+    ops.activation_backward run the one derivative (PyTorch's convention at the kinks: relu' = 0,
+    leaky_relu' = alpha at y == 0), and the one bias-gradient reduction: bitwise equal, and equal
+    to the reference."""
+    threads(n_threads)
+    for n, i, o in KINK_SHAPES:
+        x = rng.standard_normal((n, i)).astype(dtype)
+        w = rng.standard_normal((i, o)).astype(dtype)
+        y = _outputs_with_kinks(rng, n, o, act, dtype)
+        dy = rng.standard_normal((n, o)).astype(dtype)
+        dx, dw, db = ops.linear_backward(x, w, y, dy, activation=act, alpha=0.1)
+        dz = ops.activation_backward(act, y, dy, alpha=0.1)
+        np.testing.assert_array_equal(dx, ops.matmul(dz, w, trans_b=True))
+        np.testing.assert_array_equal(dw, ops.matmul(x, dz, trans_a=True))
+        np.testing.assert_array_equal(db, ops.bias_grad(dz))
+        want = ref.activation_backward(act, y, dy, alpha=0.1)
+        if act in ("identity", "relu", "leaky_relu"):  # exact arithmetic: bitwise
+            np.testing.assert_array_equal(dz, want)
+        else:
+            np.testing.assert_allclose(dz, want, rtol=_tol(dtype, o), atol=_tol(dtype, o))
+        f = lambda v: v.astype(np.float64)
+        rdx, rdw, rdb = ref.linear_backward(f(x), f(w), f(y), f(dy), activation=act, alpha=0.1)
+        tol = _tol(dtype, max(n, o)) * 50
+        np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol * np.sqrt(o))
+        np.testing.assert_allclose(dw, rdw, rtol=tol, atol=tol * np.sqrt(n))
+        np.testing.assert_allclose(db, rdb, rtol=tol, atol=tol * np.sqrt(n))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_grad_is_linear_backwards_db_bitwise(isa, threads, n_threads, dtype, rng):
+    """One bias-gradient reduction: ops.bias_grad(dz) is the db of ops.linear_backward (identity:
+    dz = dy), bitwise; with accumulate, db + bias_grad(dz) rounded once."""
+    threads(n_threads)
+    for n, i, o in KINK_SHAPES + [(5, 3, 2100), (1001, 2, 70)]:
+        x = rng.standard_normal((n, i)).astype(dtype)
+        w = rng.standard_normal((i, o)).astype(dtype)
+        dz = rng.standard_normal((n, o)).astype(dtype)
+        _, _, db = ops.linear_backward(x, w, dz, dz, need_dx=False)
+        assert db.tobytes() == ops.bias_grad(dz).tobytes()
+        db0 = rng.standard_normal(o).astype(dtype)
+        acc = db0.copy()
+        ops.linear_backward(x, w, dz, dz, need_dx=False, dw=np.zeros((i, o), dtype), db=acc,
+                            accumulate=True)
+        assert acc.tobytes() == (db0 + ops.bias_grad(dz)).tobytes()
+
+
 @pytest.mark.parametrize("act", ACTS)
 def test_linear_backward_central_differences(act):
     """float64 gradients of L = sum(g * linear(x, w, b)) against (f(v+h) - f(v-h)) / 2h."""
@@ -316,7 +381,7 @@ def test_bad_inputs_raise_before_c_runs():
     with pytest.raises(ValueError, match="alpha must be finite"):
         ops.linear(a, b, activation="leaky_relu", alpha=float("nan"))
     y = np.ones((3, 5), np.float32)
-    with pytest.raises(ValueError, match="'step' has no derivative"):
+    with pytest.raises(ValueError, match="'step' has no backward: it is forward-only"):
         ops.linear_backward(a, b, y, y, activation="step")
     with pytest.raises(ValueError, match=r"dy must have shape \(3, 5\)"):
         ops.linear_backward(a, b, y, np.ones((3, 4), np.float32))

@@ -12,6 +12,9 @@
 #include "rowops.h"
 #include "vmath.h"
 
+/* Columns per pass of the fused dz/bias-gradient kernel: four rows of dz, y and dy stay in L1. */
+#define ACT_BIAS_CHUNK 512
+
 #define DEFINE_ACTIVATION_KERNELS(T, SUF, EXP, SIGMOID, TANH)                                 \
     /* y = act(x) elementwise over n entries (act is not softmax) */                          \
     void PN_ISA_FN(pn_act_forward_##SUF)(T * y, const T *x, pn_size n, int act, T alpha) {    \
@@ -43,32 +46,50 @@
             break;                                                                            \
         }                                                                                     \
     }                                                                                         \
-    /* dx = dy * act'(x), written from y = act(x) (act is not softmax or step); overwrites dx */ \
-    void PN_ISA_FN(pn_act_backward_##SUF)(T * dx, const T *y, const T *dy, pn_size n, int act, \
-                                          T alpha) {                                          \
+    /* THE derivative of every elementwise activation, written once from the forward OUTPUT  \
+     * y = act(x) (as scikit-learn's DERIVATIVES): dz = dy * act'(x) over n entries,           \
+     * overwriting dz (dz == dy allowed). Both activation_backward and the GEMM backward's      \
+     * fused dz pass run this loop, so the two give the same bits. At the kinks PyTorch's       \
+     * convention (threshold_backward, leaky_relu_backward test y > 0): relu' = 0 and          \
+     * leaky_relu' = alpha at y == 0 (sign(y) = sign(x) for alpha >= 0). softmax, step: none. */ \
+    static inline void act_grad_##SUF(T *dz, const T *y, const T *dy, pn_size n, int act,     \
+                                      T alpha) {                                              \
         switch (act) {                                                                        \
         case PN_ACT_IDENTITY:                                                                 \
-            if (dx != dy) memcpy(dx, dy, (size_t)n * sizeof(T));                              \
+            if (dz != dy) memcpy(dz, dy, (size_t)n * sizeof(T));                              \
             break;                                                                            \
-        case PN_ACT_RELU: /* as torch's threshold_backward: 0 where y <= 0 */                \
-            PN_SIMD                                                                      \
-            for (pn_size i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : (T)0;                  \
+        case PN_ACT_RELU:                                                                     \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : (T)0;                  \
             break;                                                                            \
-        case PN_ACT_LEAKY_RELU: /* sign(y) = sign(x) for alpha >= 0; slope alpha at 0 */     \
-            PN_SIMD                                                                      \
-            for (pn_size i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : alpha * dy[i];         \
+        case PN_ACT_LEAKY_RELU:                                                               \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : alpha * dy[i];         \
             break;                                                                            \
         case PN_ACT_SIGMOID:                                                                  \
-            PN_SIMD                                                                      \
-            for (pn_size i = 0; i < n; i++) dx[i] = dy[i] * (y[i] * (1 - y[i]));              \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < n; i++) dz[i] = dy[i] * (y[i] * (1 - y[i]));              \
             break;                                                                            \
         case PN_ACT_TANH:                                                                     \
-            PN_SIMD                                                                      \
-            for (pn_size i = 0; i < n; i++) dx[i] = dy[i] * (1 - y[i] * y[i]);                \
+            PN_SIMD                                                                           \
+            for (pn_size i = 0; i < n; i++) dz[i] = dy[i] * (1 - y[i] * y[i]);                \
             break;                                                                            \
         default:                                                                              \
             break;                                                                            \
         }                                                                                     \
+    }                                                                                         \
+    /* softmax's row-wise Jacobian product, columns [j0, j1) of one row of C entries:          \
+     * dz = y * (dy - rowsum(dy * y)); the row sum always over the whole row, in one order */  \
+    static inline void softmax_grad_##SUF(T *dz, const T *y, const T *dy, pn_size C,          \
+                                          pn_size j0, pn_size j1) {                           \
+        T dot = pn_rowdot_##SUF(dy, y, C);                                                    \
+        PN_SIMD                                                                               \
+        for (pn_size j = j0; j < j1; j++) dz[j] = y[j] * (dy[j] - dot);                       \
+    }                                                                                         \
+    /* dx = dy * act'(x) from y over n entries (act elementwise, not softmax or step) */      \
+    void PN_ISA_FN(pn_act_backward_##SUF)(T * dx, const T *y, const T *dy, pn_size n, int act, \
+                                          T alpha) {                                          \
+        act_grad_##SUF(dx, y, dy, n, act, alpha);                                             \
     }                                                                                         \
     /* y = softmax(x) row by row: exp(x - max) / sum, rows [0, R) of C columns, in groups */   \
     void PN_ISA_FN(pn_softmax_rows_##SUF)(T * y, const T *x, pn_size R, pn_size C) {          \
@@ -88,37 +109,56 @@
     /* dx = y * (dy - rowsum(dy * y)): the softmax Jacobian-vector product, rows [0, R) */     \
     void PN_ISA_FN(pn_softmax_backward_rows_##SUF)(T * dx, const T *y, const T *dy, pn_size R, \
                                                    pn_size C) {                               \
-        for (pn_size r = 0; r < R; r++) {                                                     \
-            const T *yr = y + r * C, *dyr = dy + r * C;                                       \
-            T *dxr = dx + r * C;                                                              \
-            T dot = pn_rowdot_##SUF(dyr, yr, C);                                              \
-            PN_SIMD                                                                      \
-            for (pn_size j = 0; j < C; j++) dxr[j] = yr[j] * (dyr[j] - dot);                  \
-        }                                                                                     \
+        for (pn_size r = 0; r < R; r++)                                                       \
+            softmax_grad_##SUF(dx + r * C, y + r * C, dy + r * C, C, 0, C);                   \
     }                                                                                         \
-    /* db[j] = sum_i dz[i, j] over rows [0, N) for columns [0, O) (rows ld apart): overwrites  \
-     * db. Rows are added in fours ((r0 + r1) + (r2 + r3) in T), each four into a double        \
-     * accumulator, in row order; blocks of 2048 columns (16 KB of accumulators; a block spans  \
-     * whole 4 KB pages, which the prefetchers follow). */                                      \
-    void PN_ISA_FN(pn_bias_grad_cols_##SUF)(T * db, const T *dz, pn_size N, pn_size O,        \
-                                            pn_size ld) {                                     \
-        double acc[2048];                                                                     \
-        for (pn_size c0 = 0; c0 < O; c0 += 2048) {                                            \
-            pn_size w = O - c0 < 2048 ? O - c0 : 2048;                                        \
+    /* THE bias-gradient reduction, fused with the activation's derivative, for columns       \
+     * [j0, j1) of (N, O) matrices: dz = dy * act'(y) (skipped when dz == NULL: then act is    \
+     * identity and the column sums are dy's), and db[j] = sum_i dz[i, j], overwritten, or     \
+     * added into db when accumulate (db[j] + (T)sum). The one summation order, used by         \
+     * pn_bias_grad and the GEMM backward alike: rows in fours ((r0 + r1) + (r2 + r3) in T),    \
+     * each four into a double accumulator, in row order, then the leftover rows one by one.   \
+     * Column chunks of ACT_BIAS_CHUNK keep the four rows of dz in L1 between their two uses; \
+     * every column is summed in the same order whatever the chunk or the thread split. */    \
+    void PN_ISA_FN(pn_act_bias_backward_cols_##SUF)(T * dz, T * db, const T *y, const T *dy, \
+                                                    pn_size N, pn_size O, pn_size j0,        \
+                                                    pn_size j1, int act, T alpha,            \
+                                                    int accumulate) {                        \
+        double acc[ACT_BIAS_CHUNK];                                                           \
+        const T *src = dz ? dz : dy; /* what is summed */                                    \
+        for (pn_size c0 = j0; c0 < j1; c0 += ACT_BIAS_CHUNK) {                                \
+            pn_size w = j1 - c0 < ACT_BIAS_CHUNK ? j1 - c0 : ACT_BIAS_CHUNK;                  \
             for (pn_size j = 0; j < w; j++) acc[j] = 0;                                       \
             pn_size i = 0;                                                                    \
-            for (; i + 4 <= N; i += 4) { /* 4 rows a pass: (r0 + r1) + (r2 + r3), then acc */  \
-                const T *r0 = dz + i * ld + c0, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;   \
-                PN_SIMD                                                                       \
-                for (pn_size j = 0; j < w; j++)                                               \
-                    acc[j] += (double)((r0[j] + r1[j]) + (r2[j] + r3[j]));                    \
+            for (; i < N; i += 4) {                                                           \
+                pn_size rows = N - i < 4 ? N - i : 4;                                         \
+                if (dz)                                                                       \
+                    for (pn_size q = i; q < i + rows; q++) {                                  \
+                        if (act == PN_ACT_SOFTMAX)                                            \
+                            softmax_grad_##SUF(dz + q * O, y + q * O, dy + q * O, O, c0,      \
+                                               c0 + w);                                       \
+                        else                                                                  \
+                            act_grad_##SUF(dz + q * O + c0, y + q * O + c0, dy + q * O + c0,  \
+                                           w, act, alpha);                                    \
+                    }                                                                         \
+                const T *r0 = src + i * O + c0;                                               \
+                if (rows == 4) { /* (r0 + r1) + (r2 + r3), then acc */                        \
+                    const T *r1 = r0 + O, *r2 = r1 + O, *r3 = r2 + O;                         \
+                    PN_SIMD                                                                   \
+                    for (pn_size j = 0; j < w; j++)                                           \
+                        acc[j] += (double)((r0[j] + r1[j]) + (r2[j] + r3[j]));                \
+                } else {                                                                      \
+                    for (pn_size q = 0; q < rows; q++) {                                      \
+                        const T *row = r0 + q * O;                                            \
+                        PN_SIMD                                                               \
+                        for (pn_size j = 0; j < w; j++) acc[j] += (double)row[j];             \
+                    }                                                                         \
+                }                                                                             \
             }                                                                                 \
-            for (; i < N; i++) {                                                              \
-                const T *row = dz + i * ld + c0;                                              \
-                PN_SIMD                                                                       \
-                for (pn_size j = 0; j < w; j++) acc[j] += (double)row[j];                     \
-            }                                                                                 \
-            for (pn_size j = 0; j < w; j++) db[c0 + j] = (T)acc[j];                           \
+            if (accumulate)                                                                   \
+                for (pn_size j = 0; j < w; j++) db[c0 + j] += (T)acc[j];                      \
+            else                                                                              \
+                for (pn_size j = 0; j < w; j++) db[c0 + j] = (T)acc[j];                       \
         }                                                                                     \
     }
 
