@@ -28,6 +28,7 @@ __all__ += ["all_finite", "argmax_hits", "gather_rows"]
 
 __all__ += [
     "ACTIVATIONS",
+    "FORWARD_ONLY_ACTIVATIONS",
     "activation",
     "activation_backward",
     "adam_step",
@@ -41,8 +42,11 @@ __all__ += [
     "softmax_cross_entropy",
 ]
 
-#: Activation names accepted by :func:`activation` (all but "step" by :func:`activation_backward`).
+#: Activation names accepted by :func:`activation`, in the order of the C enum (csrc/pynn.h
+#: `pn_act`), the one list of them: every other module takes it from here.
 ACTIVATIONS: tuple[str, ...] = tuple(_core.ACTIVATIONS)
+#: Those without a backward (the perceptron's step): :func:`activation_backward` refuses them.
+FORWARD_ONLY_ACTIVATIONS: tuple[str, ...] = tuple(_core.FORWARD_ONLY_ACTIVATIONS)
 
 
 def activation(name: str, x: ArrayLike, *, alpha: float = 0.01,

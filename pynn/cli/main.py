@@ -14,6 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..nn import losses as _losses
+from ..nn import optim as _optim
+from ..nn.layers import HIDDEN_ACTIVATIONS
+
 # Per-data-set defaults, chosen by measurement (README "Data and command line"; seeds 0-2).
 # fashion-mnist: 0.9005-0.9015 test accuracy (bar 0.89), about 25 s of training on 2 cores.
 # digits: 0.967-0.975 over seeds 0-4 (bar 0.96; one test image is 0.0028), about 2 s.
@@ -28,9 +32,8 @@ RECIPES: dict[str, dict] = {
 RECIPES["mnist"] = RECIPES["fashion-mnist"]
 RECIPES["idx"] = RECIPES["fashion-mnist"]
 
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "identity")
-LOSSES = ("cross_entropy", "mse", "binary_cross_entropy", "hinge", "kl_divergence")
-OPTIMIZERS = ("sgd", "adam")
+LOSSES = tuple(_losses.LOSSES)
+OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 SCHEDULES = ("constant", "cosine", "step")
 DATA_NAMES = ("digits", "fashion-mnist", "mnist")
 
@@ -299,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 for k, r in RECIPES.items() if k in ("digits", "fashion-mnist")))
     train.add_argument("--data", type=_data, default="digits", help=data_help)
     train.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
-    train.add_argument("--activation", choices=ACTIVATIONS, help="hidden-layer activation")
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS,
+                       help="hidden-layer activation")
     train.add_argument("--loss", choices=LOSSES, help="loss (cross_entropy takes int labels, "
                        "the others one-hot targets)")
     train.add_argument("--optimizer", choices=OPTIMIZERS)

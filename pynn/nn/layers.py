@@ -12,14 +12,18 @@ import math
 
 import numpy as np
 
+from .. import ops
 from . import init as _init
 
-__all__ = ["ACTIVATIONS", "TRAINABLE_ACTIVATIONS", "Dense"]
+__all__ = ["ACTIVATIONS", "HIDDEN_ACTIVATIONS", "TRAINABLE_ACTIVATIONS", "Dense"]
 
-#: Activations a Dense layer accepts. ``step`` (the perceptron's) has no useful derivative and
-#: is forward-only: a model containing it predicts but refuses to train.
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "step")
-TRAINABLE_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+#: Activations a Dense layer accepts (the C core's table, `pynn.ops.ACTIVATIONS`). ``step`` (the
+#: perceptron's) has no useful derivative and is forward-only: a model containing it predicts
+#: but refuses to train.
+ACTIVATIONS = ops.ACTIVATIONS
+TRAINABLE_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a not in ops.FORWARD_ONLY_ACTIVATIONS)
+#: Activations for hidden layers (softmax is an output function, fused into the losses).
+HIDDEN_ACTIVATIONS = tuple(a for a in TRAINABLE_ACTIVATIONS if a != "softmax")
 
 
 def _positive_int(value: object, name: str) -> int:
