@@ -186,3 +186,15 @@ def test_plain_callable_learning_rate_cannot_be_saved(tmp_path):
     assert not os.listdir(tmp_path)
     with pytest.raises(TypeError, match="Sequential"):
         pynn.save("model", tmp_path / "m.npz")
+
+
+def test_metadata_round_trips_and_must_be_json(tmp_path):
+    model = pynn.Sequential([pynn.Dense(3, 2)], seed=0)
+    assert model.metadata == {}
+    model.metadata = {"classes": ["cat", "dog"], "mean": [0.1, 2.5e-300], "task": None}
+    pynn.save(model, tmp_path / "m.npz")
+    assert pynn.load(tmp_path / "m.npz").metadata == model.metadata
+    model.metadata = {"bad": np.float32(1.0)}
+    with pytest.raises(TypeError, match="metadata must be JSON"):
+        pynn.save(model, tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()

@@ -65,6 +65,13 @@ def save(model: Sequential, path: PathLike) -> None:
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a pynn.Sequential, got {type(model).__name__}")
+    if not isinstance(model.metadata, dict):
+        raise TypeError(f"model.metadata must be a dict, got {type(model.metadata).__name__}")
+    try:
+        json.dumps(model.metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"model.metadata must be JSON-serialisable (str, int, float, bool, "
+                        f"None, lists and dicts of them): {exc}") from None
     path = os.fspath(path)
     opt = model.optimizer
     meta = {
@@ -76,6 +83,7 @@ def save(model: Sequential, path: PathLike) -> None:
         "optimizer_epoch": opt.epoch if opt is not None else 0,
         "optimizer_iterations": opt.iterations if opt is not None else 0,
         "epochs_trained": model.epochs_trained,
+        "metadata": model.metadata,
         "rng_state": model.rng.bit_generator.state,
     }
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
@@ -255,6 +263,10 @@ def _build(path: str, meta: dict, arrays: dict) -> Sequential:
                                    "buffers": buffers})
     model.compile(loss=loss, optimizer=optimizer)
     model.epochs_trained = int(meta.get("epochs_trained", 0))
+    metadata = meta.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: the 'metadata' entry must be a JSON object")
+    model.metadata = metadata
     if meta.get("rng_state"):
         model.rng.bit_generator.state = meta["rng_state"]
     return model

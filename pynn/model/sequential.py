@@ -122,6 +122,9 @@ class Sequential:
         Epochs completed over every `fit`.
     rng : numpy.random.Generator
         Draws each `fit`'s shuffling seed when `fit` gets none (saved with the model).
+    metadata : dict
+        Free-form JSON-serialisable data saved with the model by `pynn.save` (e.g. class labels,
+        feature names, preprocessing statistics); `pynn.load` restores it.
 
     Examples
     --------
@@ -147,6 +150,7 @@ class Sequential:
         self.history: History | None = None
         self.stop_training = False
         self.epochs_trained = 0
+        self.metadata: dict = {}
 
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
@@ -528,7 +532,7 @@ class Sequential:
         return {"config": self.get_config(), "layers": self.layers,
                 "params": np.array(self.params), "loss": self.loss,
                 "optimizer": self.optimizer, "history": self.history, "rng": self.rng,
-                "epochs_trained": self.epochs_trained}
+                "epochs_trained": self.epochs_trained, "metadata": self.metadata}
 
     def __setstate__(self, state: dict) -> None:
         self.dtype = np.dtype(state["config"]["dtype"])
@@ -548,3 +552,4 @@ class Sequential:
         self.history = state["history"]
         self.stop_training = False
         self.epochs_trained = state["epochs_trained"]
+        self.metadata = state.get("metadata", {})
