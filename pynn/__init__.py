@@ -58,6 +58,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
         CrossEntropy,
         Dense,
         Hinge,
+        Input,
         KLDivergence,
         Loss,
         Optimizer,
@@ -77,7 +78,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
     del _name, _module
 
     __all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Callback", "Constant", "Cosine",
-               "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "KLDivergence",
+               "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "Input", "KLDivergence",
                "LambdaCallback", "Loss", "ModelFileError", "Optimizer", "Sequential",
                "StepDecay", "TrainingDivergedError", "__version__", "build_info", "callbacks",
                "datasets", "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers",

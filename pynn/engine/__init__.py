@@ -4,10 +4,10 @@
 the divergence guard and evaluation; `Inference` the chunked forward pass; `checks` the
 validation done once at the door.
 """
-from .checks import as_inputs, check_loss_fits, check_trainable
+from .checks import as_inputs, check_loss_fits, check_trainable, class_sample_weights
 from .inference import CHUNK_ROWS, Inference
 from .trainer import Batches, EpochResult, Trainer, TrainingDivergedError, evaluate
 
 __all__ = ["CHUNK_ROWS", "Batches", "EpochResult", "Inference", "Trainer",
            "TrainingDivergedError", "as_inputs", "check_loss_fits", "check_trainable",
-           "evaluate"]
+           "class_sample_weights", "evaluate"]

@@ -12,7 +12,7 @@ from .. import ops
 from ..nn.layers import TRAINABLE_ACTIVATIONS
 from ..nn.losses import Loss
 
-__all__ = ["as_inputs", "check_loss_fits", "check_trainable"]
+__all__ = ["as_inputs", "check_loss_fits", "check_trainable", "class_sample_weights"]
 
 
 def as_inputs(X: object, n_features: int, dtype: np.dtype, name: str = "X",
@@ -69,3 +69,39 @@ def check_loss_fits(layers: Sequence, loss: Loss) -> None:
     if loss.name in ("cross_entropy", "kl_divergence") and layers[-1].out_features < 2:
         raise ValueError(f"{loss.name} needs at least 2 outputs (one per class); for a "
                          f"single output use binary_cross_entropy")
+
+
+def class_sample_weights(class_weight: object, labels: np.ndarray,
+                         n_classes: int) -> np.ndarray:
+    """Per-sample weights (float64) from Keras/scikit-learn style class weights.
+
+    `class_weight` is ``{class index: weight}`` (classes left out weigh 1) or ``"balanced"``:
+    ``n_samples / (n_present_classes * count(class))``, scikit-learn's formula.
+    """
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        present = np.count_nonzero(counts)
+        per_class = np.ones(n_classes)
+        np.divide(labels.size, present * counts, out=per_class, where=counts > 0)
+        return per_class[labels]
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class: weight}} or 'balanced', got "
+                        f"{type(class_weight).__name__}")
+    per_class = np.ones(n_classes)
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) \
+                or not 0 <= key < n_classes:
+            raise ValueError(f"class_weight keys must be class indices in [0, {n_classes}), "
+                             f"got {key!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)) \
+                or not np.isfinite(value) or value < 0:
+            raise ValueError(f"class_weight[{key!r}] must be a finite number >= 0, got "
+                             f"{value!r}")
+        per_class[int(key)] = float(value)
+    weights = per_class[labels]
+    if labels.size and not (weights > 0).any():
+        raise ValueError("class_weight gives every sample a weight of 0")
+    return weights

@@ -33,12 +33,13 @@ class Inference:
         self._buffers: dict[int, list] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        """Raw outputs of checked X (C-contiguous, the model's dtype), shape (n, outputs)."""
+    def __call__(self, X: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+        """Raw outputs of checked X (C-contiguous, the model's dtype), shape (n, outputs),
+        computed `chunk_rows` rows at a time."""
         n = X.shape[0]
         out = np.empty((n, self._n_out), self._dtype)
-        for start in range(0, n, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, n)
+        for start in range(0, n, chunk_rows):
+            stop = min(start + chunk_rows, n)
             self._forward_into(X[start:stop], out[start:stop])
         return out
 

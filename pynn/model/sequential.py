@@ -28,11 +28,12 @@ from ..engine import (
     as_inputs,
     check_loss_fits,
     check_trainable,
+    class_sample_weights,
     evaluate,
 )
 from ..nn import losses as _losses
 from ..nn import optim as _optim
-from ..nn.layers import Dense
+from ..nn.layers import Dense, Input
 from .callbacks import Callback, History, ProgressBar, overrides
 
 __all__ = ["Sequential", "TrainingDivergedError"]
@@ -134,17 +135,18 @@ class Sequential:
     >>> model.predict(X_test)   # class labels
     """
 
-    def __init__(self, layers: Sequence[Dense], *, seed: int | None = None,
+    def __init__(self, layers: Sequence[Dense | Input] | None = None, *, seed: int | None = None,
                  dtype: str | np.dtype | type = "float32") -> None:
-        layers = self._check_layers(layers)
         self.dtype = _check_dtype(dtype)
         self.seed = _check_seed(seed)
-        self.layers = layers
-        self._allocate()
+        self.layers = []
+        if layers is not None:
+            self.layers = self._check_layers(layers)
         self.rng = np.random.default_rng(self.seed)
-        for layer in self.layers:
-            layer.W[...] = layer.init(layer.in_features, layer.out_features, self.rng)
-            layer.b[...] = 0
+        self._built = False
+        self._input_features: int | None = None
+        if self.layers and self.layers[0].in_features is not None:
+            self._build()
         self.loss: _losses.Loss | None = None
         self.optimizer: _optim.Optimizer | None = None
         self.history: History | None = None
@@ -155,7 +157,8 @@ class Sequential:
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
     def _check_layers(layers: object) -> list:
-        if isinstance(layers, Dense):
+        """The Dense layers, input sizes chained (an `Input` first sets the first one's)."""
+        if isinstance(layers, (Dense, Input)):
             layers = [layers]
         try:
             layers = list(layers)
@@ -163,22 +166,46 @@ class Sequential:
             raise TypeError(f"layers must be a list of pynn.Dense, got "
                             f"{type(layers).__name__}") from None
         if not layers:
-            raise ValueError("layers must contain at least one Dense layer")
+            raise ValueError("layers must contain at least one Dense layer (or use "
+                             "Sequential() and model.add)")
         for i, layer in enumerate(layers):
+            if isinstance(layer, Input) and i == 0:
+                continue
             if not isinstance(layer, Dense):
-                raise TypeError(f"layers[{i}] must be a pynn.Dense, got {type(layer).__name__}")
-        for i in range(1, len(layers)):
-            if layers[i].in_features != layers[i - 1].out_features:
-                raise ValueError(f"layers[{i}] takes {layers[i].in_features} inputs but "
-                                 f"layers[{i - 1}] gives {layers[i - 1].out_features} outputs")
+                where = " (pynn.Input goes first only)" if isinstance(layer, Input) else ""
+                raise TypeError(f"layers[{i}] must be a pynn.Dense, got "
+                                f"{type(layer).__name__}{where}")
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("the same Dense instance appears twice in layers; create one per "
                              "position")
         for i, layer in enumerate(layers):
-            if layer.is_bound:
+            if isinstance(layer, Dense) and layer.is_bound:
                 raise ValueError(f"layers[{i}] already belongs to another model; create a new "
                                  f"Dense (or copy.deepcopy the model)")
-        return layers
+        offset = 0
+        if isinstance(layers[0], Input):
+            if len(layers) == 1:
+                raise ValueError("layers holds only an Input: add Dense layers after it")
+            first = layers[1]
+            if first.in_features not in (None, layers[0].features):
+                raise ValueError(f"layers[1] takes {first.in_features} inputs but the Input "
+                                 f"gives {layers[0].features}")
+            offset = 1
+        sizes = [layers[0].features] if offset else [layers[0].in_features]
+        for i in range(offset, len(layers)):
+            layer = layers[i]
+            if i > offset and layer.in_features is not None \
+                    and layer.in_features != layers[i - 1].out_features:
+                raise ValueError(f"layers[{i}] takes {layer.in_features} inputs but "
+                                 f"layers[{i - 1}] gives {layers[i - 1].out_features} outputs")
+            sizes.append(layer.out_features)
+        dense = layers[offset:]
+        for layer, fan_in in zip(dense, sizes):
+            if fan_in is not None and layer.in_features is None:
+                layer.build(fan_in)
+        for later in dense[1:]:  # only the first layer may still wait for its input size
+            assert later.in_features is not None
+        return dense
 
     def _allocate(self) -> None:
         total = sum(layer.n_params for layer in self.layers)
@@ -188,6 +215,77 @@ class Sequential:
         for layer in self.layers:
             offset = layer.bind(self.params, self.grads, offset)
         self._inference = Inference(self.layers, self.dtype)
+
+    def _build(self, start: int = 0) -> None:
+        """Allocate the flat buffers (keeping the values of the first `start` layers) and draw
+        the weights of the others from the model's generator, in layer order."""
+        kept = self.params[:sum(layer.n_params for layer in self.layers[:start])].copy() \
+            if start else None
+        self._allocate()
+        if kept is not None:
+            self.params[:kept.size] = kept
+        for layer in self.layers[start:]:
+            layer.W[...] = layer.init(layer.in_features, layer.out_features, self.rng)
+            layer.b[...] = 0
+        self._built = True
+
+    @property
+    def built(self) -> bool:
+        """Whether the sizes are all known and the parameters exist."""
+        return self._built
+
+    def build(self, in_features: int) -> Sequential:
+        """Fix the input size and create the parameters (fit/predict do this from the data)."""
+        if not self.layers:
+            raise ValueError("this model has no layers: add some with model.add(pynn.Dense(...))")
+        if self._built:
+            if in_features != self.in_features:
+                raise ValueError(f"this model takes {self.in_features} input features, not "
+                                 f"{in_features}")
+            return self
+        self.layers[0].build(in_features)
+        self._build()
+        return self
+
+    def add(self, layer: Dense | Input) -> Sequential:
+        """Append a layer (Keras' ``model.add``); its input size comes from the layer before.
+
+        On a built model the existing weights are kept and the new layer's drawn; the
+        optimizer's state no longer fits and starts afresh at the next fit.
+        """
+        if isinstance(layer, Input):
+            if self.layers:
+                raise ValueError("pynn.Input sets the model's input size: add it first")
+            self._input_features = layer.features
+            return self
+        if not isinstance(layer, Dense):
+            raise TypeError(f"layer must be a pynn.Dense, got {type(layer).__name__}")
+        head = self.layers[-1].out_features if self.layers else self._input_features
+        chained = self._check_layers(([Input(head)] if head is not None else []) + [layer])
+        start = len(self.layers)
+        self.layers = self.layers + chained
+        if self._built:
+            self._build(start)
+        elif self.layers[0].in_features is not None:
+            self._build()
+        return self
+
+    def _require_layers(self) -> None:
+        if not self.layers:
+            raise ValueError("this model has no layers: add some with model.add(pynn.Dense(...))")
+
+    def _require_built(self, what: str) -> None:
+        if not self._built:
+            raise ValueError(f"{what} needs the model's parameters, which do not exist yet: "
+                             f"the input size is unknown until the first fit/predict or "
+                             f"model.build(in_features) (or start with pynn.Input(n))")
+
+    def __getattr__(self, name: str):
+        # only reached when normal lookup fails: params/grads of a model not built yet
+        if name in ("params", "grads"):
+            raise AttributeError(f"model.{name} does not exist yet: the input size is unknown "
+                                 f"until the first fit/predict or model.build(in_features)")
+        raise AttributeError(f"'Sequential' object has no attribute {name!r}")
 
     @classmethod
     def from_config(cls, config: dict) -> Sequential:
@@ -208,6 +306,7 @@ class Sequential:
     @property
     def n_params(self) -> int:
         """Total number of parameters (weights and biases)."""
+        self._require_built("n_params")
         return self.params.size
 
     # ---- description ---------------------------------------------------------------------------
@@ -218,22 +317,29 @@ class Sequential:
 
     def __repr__(self) -> str:
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
-        return (f"Sequential(dtype={self.dtype.name!r}, params={self.n_params:,}\n"
+        params = f"{self.n_params:,}" if self._built else "? (not built)"
+        return (f"Sequential(dtype={self.dtype.name!r}, params={params}\n"
                 + "\n".join(lines) + "\n)")
 
     def summary(self, print_fn=print) -> None:
         """Print a table of layers, output shapes and parameter counts (Keras-style)."""
         rows = [("#", "layer", "output shape", "activation", "params")]
         for i, layer in enumerate(self.layers):
-            rows.append((str(i), f"Dense({layer.in_features}, {layer.out_features})",
+            fan_in = "?" if layer.in_features is None else layer.in_features
+            rows.append((str(i), f"Dense({fan_in}, {layer.out_features})",
                          f"(None, {layer.out_features})", layer.activation,
-                         f"{layer.n_params:,}"))
+                         "?" if layer.in_features is None else f"{layer.n_params:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(5)]
         fmt = "  ".join(f"{{:{'>' if c in (0, 4) else '<'}{w}}}" for c, w in enumerate(widths))
         rule = "-" * (sum(widths) + 8)
         out = [rule, fmt.format(*rows[0]), rule] + [fmt.format(*r) for r in rows[1:]] + [rule]
-        size_kib = self.n_params * self.dtype.itemsize / 1024
-        out.append(f"Total params: {self.n_params:,} ({self.dtype.name}, {size_kib:,.1f} KiB)")
+        if self._built:
+            size_kib = self.n_params * self.dtype.itemsize / 1024
+            out.append(f"Total params: {self.n_params:,} ({self.dtype.name}, "
+                       f"{size_kib:,.1f} KiB)")
+        else:
+            out.append("Total params: ? (the input size comes with the first data, "
+                       "pynn.Input or model.build)")
         if self.loss is not None:
             out.append(f"Loss: {self.loss.name}   Optimizer: {self.optimizer!r}")
         for line in out:
@@ -241,10 +347,12 @@ class Sequential:
 
     def get_weights(self) -> list:
         """Copies of [W0, b0, W1, b1, ...]."""
+        self._require_built("get_weights")
         return [a.copy() for layer in self.layers for a in (layer.W, layer.b)]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set every W and b from a list like `get_weights()` returns (checked before any copy)."""
+        self._require_built("set_weights")
         views = [a for layer in self.layers for a in (layer.W, layer.b)]
         weights = list(weights)
         if len(weights) != len(views):
@@ -260,16 +368,34 @@ class Sequential:
                 raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
             if not np.isfinite(arr).all():
                 raise ValueError(f"{name} contains NaN or inf")
+            with np.errstate(over="ignore"):
+                arr = arr.astype(self.dtype)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} overflows {self.dtype.name}")
             checked.append(arr)
         for view, arr in zip(views, checked):
             view[...] = arr
+
     # ---- inference -----------------------------------------------------------------------------
     def _check_X(self, X: object, name: str = "X", allow_empty: bool = True) -> np.ndarray:
-        return as_inputs(X, self.in_features, self.dtype, name, allow_empty)
+        """Checked X; an unbuilt model is built from its number of columns."""
+        if self._built:
+            return as_inputs(X, self.in_features, self.dtype, name, allow_empty)
+        if not self.layers:
+            raise ValueError("this model has no layers: add some with model.add(pynn.Dense(...))")
+        try:
+            shape = np.shape(X)
+        except (TypeError, ValueError):  # ragged input: as_inputs says what is wrong
+            shape = ()
+        n_features = shape[1] if len(shape) == 2 else 1
+        X = as_inputs(X, n_features, self.dtype, name, allow_empty)
+        self.build(n_features)
+        return X
 
     def __call__(self, X: object) -> np.ndarray:
         """Raw outputs (logits for the classification losses), shape (n, out_features)."""
-        return self._inference(self._check_X(X))
+        X = self._check_X(X)
+        return self._inference(X)
 
     forward = __call__
 
@@ -280,23 +406,28 @@ class Sequential:
                              f"compile(loss=...) first; model(X) gives the raw outputs")
         return self.loss
 
-    def predict(self, X: object) -> np.ndarray:
+    def _outputs(self, X: object, batch_size: int | None) -> np.ndarray:
+        batch_size = _check_int(batch_size, "batch_size", 1, allow_none=True)
+        X = self._check_X(X)
+        return self._inference(X) if batch_size is None else self._inference(X, batch_size)
+
+    def predict(self, X: object, batch_size: int | None = None) -> np.ndarray:
         """Class labels for the classification losses, values for regression (mse).
 
         cross_entropy / kl_divergence: argmax labels (n,); binary_cross_entropy: 0/1 labels
         ((n,) for one output, else (n, k)); hinge: -1/1 labels; mse: values ((n,) for one
-        output, else (n, k)).
+        output, else (n, k)). `batch_size` rows are computed at a time (default 4096).
         """
         loss = self._require_loss("predict")
-        return loss.predict(self._inference(self._check_X(X)))
+        return loss.predict(self._outputs(X, batch_size))
 
-    def predict_proba(self, X: object) -> np.ndarray:
+    def predict_proba(self, X: object, batch_size: int | None = None) -> np.ndarray:
         """Probabilities: softmax rows (cross_entropy, kl_divergence) or per-output sigmoid
         (binary_cross_entropy), shape (n, out_features)."""
         loss = self._require_loss("predict_proba")
         if not loss.has_proba:
             loss.proba(None)  # raises the explanatory error
-        return loss.proba(self._inference(self._check_X(X)))
+        return loss.proba(self._outputs(X, batch_size))
 
     def evaluate(self, X: object, y: object, *, sample_weight: object = None,
                  loss: str | _losses.Loss | None = None) -> dict:
@@ -309,6 +440,7 @@ class Sequential:
             mean weighted by `sample_weight`.
         """
         loss_obj = _losses.get(loss) if loss is not None else self._require_loss("evaluate")
+        self._require_layers()
         X = self._check_X(X, "X", allow_empty=False)
         target = loss_obj.prepare_target(y, X.shape[0], self.out_features, self.dtype, "y")
         weight = None if sample_weight is None else _losses.prepare_sample_weight(
@@ -322,9 +454,11 @@ class Sequential:
         loss_obj = _losses.get(loss) if loss is not None else None
         opt = _optim.get(optimizer) if optimizer is not None else None
         if loss_obj is not None:
+            self._require_layers()
             check_loss_fits(self.layers, loss_obj)
         if opt is not None:
-            opt.bind(self, self.n_params, self.dtype)
+            if self._built:
+                opt.bind(self, self.n_params, self.dtype)
             self.optimizer = opt
         if loss_obj is not None:
             self.loss = loss_obj
@@ -336,7 +470,7 @@ class Sequential:
             batch_size: int | None = 32, validation_data: tuple | None = None,
             validation_split: float = 0.0, shuffle: bool = True, seed: int | None = None,
             verbose: int = 0, callbacks: Iterable[Callback] | None = None,
-            sample_weight: object = None) -> History:
+            sample_weight: object = None, class_weight: dict | str | None = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -370,6 +504,11 @@ class Sequential:
             E.g. `pynn.EarlyStopping`.
         sample_weight : array of shape (n,), optional
             Per-sample loss weights (>= 0).
+        class_weight : dict or "balanced", optional
+            Weights of the classes in the training loss, multiplied into the sample weights:
+            ``{class index: weight}`` (others weigh 1), or "balanced" (n_samples /
+            (n_classes · count), scikit-learn's rule). For cross_entropy, kl_divergence and
+            single-output binary_cross_entropy / hinge (classes 0 and 1).
 
         Returns
         -------
@@ -392,6 +531,7 @@ class Sequential:
         if loss_obj is None:
             raise ValueError("fit needs a loss: pass loss='cross_entropy' (or mse, "
                              "binary_cross_entropy, hinge, kl_divergence) or a pynn.Loss")
+        self._require_layers()
         check_loss_fits(self.layers, loss_obj)
         check_trainable(self.layers)
         if optimizer is not None:
@@ -433,6 +573,19 @@ class Sequential:
             val = (X[n:], target[n:], None if weight is None else weight[n:])
             X, target = X[:n], target[:n]
             weight = None if weight is None else weight[:n]
+        if class_weight is not None:
+            labels = loss_obj.class_labels(target)
+            if labels is None:
+                raise ValueError(f"class_weight needs one class per sample (cross_entropy, "
+                                 f"kl_divergence, or binary_cross_entropy/hinge with one "
+                                 f"output); the targets of {loss_obj.name} here are not")
+            n_classes = self.out_features if self.out_features > 1 else 2
+            per_sample = class_sample_weights(class_weight, labels, n_classes)
+            if weight is not None:
+                per_sample *= weight
+            if not (per_sample > 0).any():
+                raise ValueError("class_weight and sample_weight give every sample a weight of 0")
+            weight = per_sample.astype(self.dtype)
         if callable(opt.lr):
             opt.learning_rate()  # a broken schedule fails here, before any change
         trainer = Trainer(self, loss_obj, opt)  # may raise: another model's optimizer
@@ -530,7 +683,7 @@ class Sequential:
     # ---- copying, pickling ---------------------------------------------------------------------
     def __getstate__(self) -> dict:
         return {"config": self.get_config(), "layers": self.layers,
-                "params": np.array(self.params), "loss": self.loss,
+                "params": np.array(self.params) if self._built else None, "loss": self.loss,
                 "optimizer": self.optimizer, "history": self.history, "rng": self.rng,
                 "epochs_trained": self.epochs_trained, "metadata": self.metadata}
 
@@ -539,12 +692,15 @@ class Sequential:
         self.seed = state["config"]["seed"]
         # Fresh layer objects: a shallow copy.copy must not re-point the original's views.
         self.layers = [copy.copy(layer) for layer in state["layers"]]
-        self._allocate()
-        self.params[...] = state["params"]
+        self._built, self._input_features = False, None
+        if state["params"] is not None:
+            self._allocate()
+            self.params[...] = state["params"]
+            self._built = True
         self.rng = state["rng"]
         self.loss = state["loss"]
         self.optimizer = state["optimizer"]
-        if self.optimizer is not None:
+        if self.optimizer is not None and self._built:
             # A shallow copy shares the optimizer with the original: state of its own instead.
             self.optimizer = copy.deepcopy(self.optimizer)
             self.optimizer.release()

@@ -5,10 +5,10 @@ Each concept is one table of names (``layers.ACTIVATIONS``, ``losses.LOSSES``,
 `pynn.engine`) or owns a model's numbers (that is `pynn.model`).
 """
 from . import init, layers, losses, optim
-from .layers import Dense
+from .layers import Dense, Input
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Hinge, KLDivergence, Loss
 from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay
 
 __all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Constant", "Cosine", "CrossEntropy",
-           "Dense", "Hinge", "KLDivergence", "Loss", "Optimizer", "StepDecay", "init", "layers",
+           "Dense", "Hinge", "Input", "KLDivergence", "Loss", "Optimizer", "StepDecay", "init", "layers",
            "losses", "optim"]

@@ -15,7 +15,7 @@ import numpy as np
 from .. import ops
 from . import init as _init
 
-__all__ = ["ACTIVATIONS", "HIDDEN_ACTIVATIONS", "TRAINABLE_ACTIVATIONS", "Dense"]
+__all__ = ["ACTIVATIONS", "HIDDEN_ACTIVATIONS", "TRAINABLE_ACTIVATIONS", "Dense", "Input"]
 
 #: Activations a Dense layer accepts (the C core's table, `pynn.ops.ACTIVATIONS`). ``step`` (the
 #: perceptron's) has no useful derivative and is forward-only: a model containing it predicts
@@ -34,13 +34,27 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+class Input:
+    """The input size, as the first entry of a model (Keras' ``Input(shape=(784,))``):
+    ``Sequential([pynn.Input(784), pynn.Dense(64, activation="relu"), pynn.Dense(10)])``."""
+
+    def __init__(self, features: int) -> None:
+        self.features = _positive_int(features, "features")
+
+    def __repr__(self) -> str:
+        return f"Input({self.features})"
+
+
 class Dense:
     """A fully connected layer ``act(x · W + b)``.
 
     Parameters
     ----------
     in_features, out_features : int
-        Sizes of the input and output (W has shape (in_features, out_features)).
+        Sizes of the input and output (W has shape (in_features, out_features)). With one size
+        (Keras' ``Dense(units)``: ``Dense(64, activation="relu")`` or ``Dense(64, "relu")``) it
+        is the output size, and the input size comes from the layer before or, for the first
+        layer, from `pynn.Input` or the first data the model sees.
     activation : str, default "identity"
         One of identity, relu, leaky_relu, sigmoid, tanh, softmax, step (forward-only).
         Fused into the matrix-multiply kernel.
@@ -59,9 +73,23 @@ class Dense:
         The matching views into the model's flat gradient buffer.
     """
 
-    def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
+    def __init__(self, in_features: int | None = None, out_features: int | str | None = None,
+                 activation: str = "identity", *, units: int | None = None,
                  alpha: float = 0.01, init: _init.InitLike = None) -> None:
-        self.in_features = _positive_int(in_features, "in_features")
+        if isinstance(out_features, str):  # Dense(64, "relu"): units, then the activation
+            if activation != "identity":
+                raise TypeError("activation given twice (as the second argument and by name)")
+            out_features, activation = None, out_features
+        if units is not None:
+            if out_features is not None:
+                raise TypeError("give the output size once: units= or out_features")
+            out_features = units
+        elif out_features is None:  # Dense(64): one size is the output size
+            in_features, out_features = None, in_features
+        if out_features is None:
+            raise TypeError("Dense needs its output size: Dense(units) or Dense(in, out)")
+        self.in_features = None if in_features is None else _positive_int(in_features,
+                                                                           "in_features")
         self.out_features = _positive_int(out_features, "out_features")
         if not isinstance(activation, str):
             raise TypeError(f"activation must be a str, got {type(activation).__name__}")
@@ -86,7 +114,17 @@ class Dense:
     @property
     def n_params(self) -> int:
         """Number of parameters: in·out weights + out biases."""
+        if self.in_features is None:
+            raise ValueError(f"{self!r} does not know its input size yet (it comes from the "
+                             f"layer before, pynn.Input, or the first data the model sees)")
         return self.in_features * self.out_features + self.out_features
+
+    def build(self, in_features: int) -> None:
+        """Fix the input size (once; a model calls this when it learns it)."""
+        in_features = _positive_int(in_features, "in_features")
+        if self.in_features is not None and self.in_features != in_features:
+            raise ValueError(f"{self!r} takes {self.in_features} inputs, not {in_features}")
+        self.in_features = in_features
 
     def get_config(self) -> dict:
         """A JSON-able description (used by save/load and repr)."""
@@ -104,14 +142,15 @@ class Dense:
         kind = config.pop("type", "Dense")
         if kind != "Dense":
             raise ValueError(f"unknown layer type {kind!r}")
-        return cls(config.pop("in_features"), config.pop("out_features"),
+        return cls(config.pop("in_features", None), config.pop("out_features"),
                    config.pop("activation", "identity"), alpha=config.pop("alpha", 0.01),
                    init=config.pop("init", None))
 
     def __repr__(self) -> str:
         extra = f", alpha={self.alpha:g}" if self.activation == "leaky_relu" else ""
-        return (f"Dense({self.in_features}, {self.out_features}, "
-                f"activation={self.activation!r}{extra})")
+        sizes = (f"{self.out_features}" if self.in_features is None
+                 else f"{self.in_features}, {self.out_features}")
+        return f"Dense({sizes}, activation={self.activation!r}{extra})"
 
     # -- views bound by the owning model ------------------------------------------------------
     @property
@@ -178,6 +217,10 @@ class Dense:
             raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+        with np.errstate(over="ignore"):
+            arr = arr.astype(view.dtype)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} overflows {view.dtype.name}")
         view[...] = arr
 
     def __getstate__(self) -> dict:

@@ -111,6 +111,11 @@ class Loss:
         """Scratch arrays for `batch_accuracy` (so a training step allocates nothing)."""
         return ()
 
+    def class_labels(self, target: np.ndarray) -> np.ndarray | None:
+        """One int64 class index per sample of kernel-form targets (for class weights), or None
+        when the targets are not one class per sample (regression, multi-label)."""
+        return None
+
     def batch_accuracy(self, outputs: np.ndarray, target: np.ndarray, buffers: tuple) -> float:
         """Fraction of correct predictions for kernel-form targets (no allocation)."""
         raise NotImplementedError
@@ -156,6 +161,9 @@ class _LabelsArgmax(Loss):
 
     def batch_accuracy(self, outputs: np.ndarray, target: np.ndarray, buffers: tuple) -> float:
         return ops.argmax_hits(outputs, target) / len(outputs)
+
+    def class_labels(self, target: np.ndarray) -> np.ndarray:
+        return target if target.ndim == 1 else target.argmax(axis=1)
 
 
 class CrossEntropy(_LabelsArgmax):
@@ -250,6 +258,12 @@ class BinaryCrossEntropy(Loss):
 
     #: Targets above this are the positive class (0/1 targets here, -1/1 for hinge).
     _positive_above = 0.5
+
+    def class_labels(self, target: np.ndarray) -> np.ndarray | None:
+        """Class 1 (positive) or 0 per sample, for a single output; None for several."""
+        if target.shape[1] != 1:
+            return None
+        return (target[:, 0] > self._positive_above).astype(np.int64)
 
     def batch_accuracy(self, outputs, target, buffers):
         pred, true = buffers
