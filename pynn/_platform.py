@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+import warnings
+
+import numpy as np
 
 from . import _core
-from ._core import get_num_threads, set_num_threads
+from ._core import get_num_threads
 from ._version import __version__
 
-__all__ = ["build_info", "get_isa", "get_num_threads", "select_isa_at_import", "set_isa",
-           "set_num_threads"]
+__all__ = ["MAX_THREADS_PER_CORE", "build_info", "get_isa", "get_num_threads", "max_threads",
+           "select_isa_at_import", "set_isa", "set_num_threads"]
 
 # PYNN_ISA forces a lower SIMD path (generic, avx2, avx512); an unknown or unsupported value is an
 # error at import, never silently ignored.
@@ -24,6 +27,52 @@ def select_isa_at_import() -> None:
         _core.set_isa(requested)
     except ValueError as exc:
         raise ImportError(f"{ISA_ENV}={requested!r}: {exc}") from None
+
+
+#: Thread counts above this many per core are capped (each OpenMP thread costs a stack; with
+#: thousands, thread creation fails and libgomp aborts the process).
+MAX_THREADS_PER_CORE = 4
+_forked_child = False
+
+
+def max_threads() -> int:
+    """The largest thread count `set_num_threads` accepts: 4 per core."""
+    return MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads pynn's kernels may use (OpenMP); small inputs still run on one.
+
+    At most `max_threads()` (more is capped, with a warning). In a child process made by
+    ``fork`` after pynn ran threads, kernels stay on one thread: OpenMP's thread team does not
+    survive fork, and a second thread there would wait forever.
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if _forked_child and n > 1:
+        warnings.warn("pynn runs single-threaded in a forked child process (OpenMP's threads "
+                      "do not survive fork); use the 'spawn' or 'forkserver' start method for "
+                      "threads in workers", RuntimeWarning, stacklevel=2)
+        n = 1
+    cap = max_threads()
+    if n > cap:
+        warnings.warn(f"set_num_threads({n}) capped at {cap} ({MAX_THREADS_PER_CORE} per core)",
+                      RuntimeWarning, stacklevel=2)
+        n = cap
+    _core.set_num_threads(n)
+
+
+def _after_fork_in_child() -> None:
+    global _forked_child
+    _forked_child = True
+    _core.set_num_threads(1)
+
+
+# pthread_atfork's Python face: runs in the child of os.fork() and multiprocessing's "fork".
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_isa() -> str:

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -20,9 +21,22 @@ __all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "ProgressBa
 
 
 class Callback:
-    """Base class: override any of the hooks below."""
+    """Base class: override any of the hooks below.
 
-    model = None
+    ``self.model`` is the model being trained, held by a weak reference: a model and its
+    History refer to each other, and a strong reference both ways would keep dropped models
+    (and their buffers) alive until the garbage collector runs.
+    """
+
+    _model_ref = None
+
+    @property
+    def model(self):
+        return self._model_ref() if self._model_ref is not None else None
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model_ref = None if model is None else weakref.ref(model)
 
     def set_model(self, model) -> None:
         self.model = model
@@ -44,7 +58,7 @@ class Callback:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("model", None)  # a callback never drags its model into a pickle
+        state.pop("_model_ref", None)  # a callback never drags its model into a pickle
         return state
 
 

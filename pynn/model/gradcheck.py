@@ -104,8 +104,15 @@ def gradcheck(model: Sequential, X, y, loss: str | _losses.Loss | None = None, *
     float, or dict with ``relative_error``, ``max_abs_error``, ``analytic``, ``numeric``,
     ``indices`` when `details` is True.
     """
-    if not (isinstance(h, (int, float)) and 0 < h < 1):
-        raise ValueError(f"h must be a number in (0, 1), got {h!r}")
+    if isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, float, np.integer,
+                                                              np.floating)):
+        raise TypeError(f"h must be a number, got {type(h).__name__}")
+    h = float(h)
+    # below ~1e-10 the differences (theta + h) - (theta - h) lose every digit to rounding in
+    # float64 and the check would blame backprop for it
+    if not 1e-10 <= h < 1:
+        raise ValueError(f"h must be in [1e-10, 1), got {h!r} (central differences in float64 "
+                         f"need h well above the rounding of the parameters; 1e-5 is usual)")
     trainer, X, target, weight = _prepare(model, X, y, loss, sample_weight)
     indices = np.arange(trainer.params.size)
     if max_params is not None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from .. import ops
 from ..engine import (
     Batches,
     Inference,
@@ -209,8 +210,17 @@ class Sequential:
 
     def _allocate(self) -> None:
         total = sum(layer.n_params for layer in self.layers)
-        self.params = _aligned_zeros(total, self.dtype)
-        self.grads = _aligned_zeros(total, self.dtype)
+        try:
+            params = _aligned_zeros(total, self.dtype)
+            grads = _aligned_zeros(total, self.dtype)
+        except (MemoryError, ValueError) as exc:  # ValueError: NumPy's size limit
+            gib = total * self.dtype.itemsize / 2**30
+            biggest = max(range(len(self.layers)), key=lambda i: self.layers[i].n_params)
+            raise MemoryError(f"the model needs {total:,} parameters ({gib:,.1f} GiB for the "
+                              f"weights, as much again for the gradients); layers[{biggest}] "
+                              f"{self.layers[biggest]!r} alone has "
+                              f"{self.layers[biggest].n_params:,}") from exc
+        self.params, self.grads = params, grads
         offset = 0
         for layer in self.layers:
             offset = layer.bind(self.params, self.grads, offset)
@@ -224,8 +234,16 @@ class Sequential:
         self._allocate()
         if kept is not None:
             self.params[:kept.size] = kept
-        for layer in self.layers[start:]:
-            layer.W[...] = layer.init(layer.in_features, layer.out_features, self.rng)
+        for i, layer in enumerate(self.layers[start:], start):
+            W = np.asarray(layer.init(layer.in_features, layer.out_features, self.rng))
+            if W.shape != layer.W.shape:
+                raise ValueError(f"layers[{i}]'s init returned shape {W.shape}, expected "
+                                 f"{layer.W.shape}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                layer.W[...] = W
+            if not ops.all_finite(layer.W):
+                raise ValueError(f"layers[{i}]'s init {layer.init!r} gave NaN or inf weights "
+                                 f"(in {self.dtype.name})")
             layer.b[...] = 0
         self._built = True
 

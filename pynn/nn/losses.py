@@ -48,6 +48,16 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} contains NaN or inf")
 
 
+def _cast_finite(arr: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """C-contiguous `arr` in `dtype`, refused if a finite value overflows there."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} overflows {np.dtype(dtype).name} (largest magnitude "
+                         f"{np.finfo(dtype).max:.3g})")
+    return out
+
+
 def _as_columns(arr: np.ndarray, n: int, n_outputs: int, name: str) -> np.ndarray:
     """(n,) or (n, k) targets as (n, n_outputs); (n,) only for a single output."""
     if arr.ndim == 1:
@@ -145,7 +155,11 @@ def prepare_sample_weight(sample_weight: object, n: int, dtype: np.dtype,
         raise ValueError(f"{name} must be >= 0")
     if n and not (w > 0).any():
         raise ValueError(f"{name} must not be all zero")
-    return np.ascontiguousarray(w, dtype=dtype)
+    w = _cast_finite(w, dtype, name)
+    if n and not (w > 0).any():
+        raise ValueError(f"{name} must not be all zero (after conversion to "
+                         f"{np.dtype(dtype).name}: its values underflow)")
+    return w
 
 
 class _LabelsArgmax(Loss):
@@ -315,7 +329,7 @@ class MSE(Loss):
     def prepare_target(self, y, n, n_outputs, dtype, name="y"):
         arr = _as_columns(_as_array(y, name), n, n_outputs, name)
         _check_finite(arr, name)
-        return np.ascontiguousarray(arr, dtype=dtype)
+        return _cast_finite(arr, dtype, name)
 
     def predict(self, outputs: np.ndarray) -> np.ndarray:
         return outputs[:, 0].copy() if outputs.shape[1] == 1 else outputs

@@ -189,15 +189,16 @@ class Optimizer:
         kept; an optimizer bound to another live model raises ValueError.
         """
         current = self._owner() if self._owner is not None else None
+        if current is not None and current is not owner:
+            # even without state buffers: the epoch count (the schedule's argument) and the
+            # step count are one model's
+            raise ValueError("this optimizer already serves another model; give each model "
+                             "its own optimizer instance")
         if self._state:
             first = next(iter(self._state.values()))
-            same_layout = first.shape == (n_params,) and first.dtype == dtype
-            if same_layout and current in (owner, None):
+            if first.shape == (n_params,) and first.dtype == dtype:
                 self._owner = weakref.ref(owner)
                 return
-            if current is not None and current is not owner:
-                raise ValueError("this optimizer already holds the state of another model; "
-                                 "give each model its own optimizer instance")
         self._state = {name: np.zeros(n_params, dtype=dtype) for name in self._state_names}
         self._owner = weakref.ref(owner)
 

@@ -62,7 +62,8 @@ except ImportError as _exc:  # pragma: no cover - exercised only without scikit-
         "pynn.sklearn needs scikit-learn >= 1.6 (pip install 'pynn[sklearn]' or "
         f"pip install 'scikit-learn>=1.6'); importing it failed: {_exc}") from _exc
 
-from .. import _core, ops
+from .. import ops
+from .._platform import get_num_threads, set_num_threads
 from ..engine import Batches, Trainer, TrainingDivergedError
 from ..model import Sequential
 from ..nn.layers import Dense
@@ -84,12 +85,12 @@ def _thread_limit(n_threads):
     if n_threads is None:
         yield
         return
-    previous = _core.get_num_threads()
-    _core.set_num_threads(int(n_threads))
+    previous = get_num_threads()
+    set_num_threads(int(n_threads))
     try:
         yield
     finally:
-        _core.set_num_threads(previous)
+        set_num_threads(previous)
 
 
 class _Progress:

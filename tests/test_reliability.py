@@ -1,0 +1,189 @@
+"""Reliability, second pass (issue 18): each class of failure, tried as an adversary would, in a
+child process where a hang or a crash is possible (tests/harness.py)."""
+import gc
+import weakref
+
+import numpy as np
+import pytest
+from harness import run_case
+
+import pynn
+
+TRAINED = """
+X = np.random.default_rng(0).random((2048, 300), dtype=np.float32)
+y = np.arange(2048) % 10
+pynn.set_num_threads(2)
+model = pynn.Sequential([pynn.Dense(300, 256, "relu"), pynn.Dense(256, 10)], seed=0)
+model.fit(X, y, loss="cross_entropy", epochs=1, batch_size=512)   # threaded kernels ran
+ref = model(X)
+"""
+
+
+# ---- fork ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", [
+    """
+import multiprocessing as mp
+def work(i):
+    return np.array_equal(model(X), ref), pynn.get_num_threads()
+with mp.get_context("fork").Pool(2) as pool:
+    results = pool.map(work, range(4))
+assert results == [(True, 1)] * 4, results
+""",
+    """
+import os
+pid = os.fork()
+if pid == 0:
+    ok = np.array_equal(model(X), ref)
+    model.fit(X, y, epochs=1, batch_size=256)   # training in the child too
+    os._exit(0 if ok else 3)
+assert os.waitpid(pid, 0)[1] == 0
+""",
+    """
+import os, warnings
+pid = os.fork()
+if pid == 0:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pynn.set_num_threads(2)          # refused in the child: it would hang
+    os._exit(0 if caught and pynn.get_num_threads() == 1 and
+             np.array_equal(model(X), ref) else 3)
+assert os.waitpid(pid, 0)[1] == 0
+""",
+], ids=["multiprocessing-fork-pool", "os.fork-train", "child-asks-for-threads"])
+def test_forked_children_never_hang(how):
+    outcome = run_case(TRAINED + how, timeout=120)
+    assert outcome.kind == "clean", outcome
+
+
+# ---- threads -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n,expect", [(2**70, None), (5000, None), (10**6, None),
+                                      (0, "ValueError"), (-3, "ValueError"),
+                                      (2.0, "TypeError"), (True, "TypeError"),
+                                      ("4", "TypeError")])
+def test_thread_counts_are_checked_and_capped(n, expect):
+    case = f"""
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    pynn.set_num_threads({n!r})
+assert pynn.get_num_threads() <= pynn._platform.max_threads()
+X = np.ones((512, 512), np.float32)
+pynn.ops.matmul(X, X)
+"""
+    outcome = run_case(case, expect=expect, timeout=60)
+    assert outcome.kind == "clean", outcome
+
+
+def test_huge_thread_count_warns():
+    before = pynn.get_num_threads()
+    try:
+        with pytest.warns(RuntimeWarning, match="capped"):
+            pynn.set_num_threads(10**9)
+    finally:
+        pynn.set_num_threads(before)
+
+
+# ---- memory held by reference cycles -------------------------------------------------------------
+def test_dropped_models_are_freed_without_the_garbage_collector():
+    X = np.random.default_rng(0).random((64, 20))
+    y = np.arange(64) % 3
+    gc.disable()
+    try:
+        model = pynn.Sequential([pynn.Dense(20, 8, "relu"), pynn.Dense(8, 3)], seed=0)
+        model.fit(X, y, loss="cross_entropy", epochs=2,
+                  callbacks=[pynn.EarlyStopping(patience=1)], validation_split=0.25)
+        ref = weakref.ref(model)
+        history = model.history
+        del model
+        assert ref() is None, "the model outlived its last reference (a reference cycle)"
+        assert history.model is None and len(history.history["loss"]) == 2
+    finally:
+        gc.enable()
+
+
+def test_many_dropped_models_do_not_pile_up():
+    case = """
+import gc
+gc.disable()
+X = np.random.default_rng(0).random((2000, 500), dtype=np.float32)
+y = np.arange(2000) % 10
+model = pynn.Sequential([pynn.Dense(500, 500, "relu"), pynn.Dense(500, 10)], seed=0)
+model.fit(X, y, loss="cross_entropy", epochs=1, batch_size=500)
+del model
+"""
+    outcome = run_case(case, repeat=12, leak_mb=40, timeout=120)
+    assert outcome.kind == "clean", outcome
+
+
+# ---- values that only go wrong after the cast to float32 -----------------------------------------
+@pytest.mark.parametrize("case,match", [
+    ("m.fit(np.ones((4, 3)), np.array([1e39, 0, 0, 0]), loss='mse')", "y overflows float32"),
+    ("m.fit(np.ones((4, 3)), np.zeros(4), loss='mse', sample_weight=[1e39, 1, 1, 1])",
+     "sample_weight overflows float32"),
+    ("m.fit(np.full((4, 3), 1e39), np.zeros(4), loss='mse')", "X contains NaN or inf"),
+    ("m.set_weights([np.full((3, 1), 1e39), np.zeros(1)])", "overflows float32"),
+    ("m.layers[0].W = np.full((3, 1), -1e39)", "overflows float32"),
+    ("m.fit(np.ones((4, 3)), np.zeros(4), loss='mse', sample_weight=[1e-50] * 4)",
+     "underflow"),
+])
+def test_float64_values_that_overflow_float32_are_refused_before_any_change(case, match):
+    m = pynn.Sequential([pynn.Dense(3, 1)], seed=0)
+    before = m.params.copy()
+    with pytest.raises(ValueError, match=match):
+        exec(case, {"m": m, "np": np})  # noqa: S102  (the cases are literals above)
+    np.testing.assert_array_equal(m.params, before)
+
+
+# ---- smaller --------------------------------------------------------------------------------------
+def test_an_init_that_gives_nan_is_refused():
+    with pytest.raises(ValueError, match=r"layers\[1\]'s init .* NaN or inf"):
+        pynn.Sequential([pynn.Dense(3, 4), pynn.Dense(4, 2, init=lambda i, o, r:
+                                                          np.full((i, o), np.nan))])
+    with pytest.raises(ValueError, match="overflow|NaN or inf"):
+        pynn.Sequential([pynn.Dense(3, 4, init=lambda i, o, r: np.full((i, o), 1e300))])
+
+
+def test_an_optimizer_serves_one_model_even_without_state():
+    X, y = np.ones((4, 3)), np.zeros(4)
+    opt = pynn.SGD(pynn.StepDecay(0.1, step_size=1))   # no state buffers, but an epoch count
+    a = pynn.Sequential([pynn.Dense(3, 1)], seed=0)
+    b = pynn.Sequential([pynn.Dense(3, 1)], seed=1)
+    a.fit(X, y, loss="mse", optimizer=opt, epochs=3)
+    with pytest.raises(ValueError, match="another model"):
+        b.fit(X, y, loss="mse", optimizer=opt)
+
+
+@pytest.mark.parametrize("h,error", [(1e-300, ValueError), (0.0, ValueError), (2.0, ValueError),
+                                     ("1e-4", TypeError), (True, TypeError)])
+def test_gradcheck_refuses_steps_it_cannot_use(h, error):
+    model = pynn.Sequential([pynn.Dense(3, 2)], seed=0)
+    with pytest.raises(error, match="h must"):
+        pynn.gradcheck(model, np.ones((2, 3)), [0, 1], loss="cross_entropy", h=h)
+
+
+def test_gradcheck_takes_numpy_floats():
+    model = pynn.Sequential([pynn.Dense(3, 2, "tanh"), pynn.Dense(2, 2)], seed=0)
+    X = np.random.default_rng(0).random((4, 3))
+    assert pynn.gradcheck(model, X, [0, 1, 1, 0], loss="cross_entropy",
+                          h=np.float32(1e-5)) < 1e-6
+
+
+@pytest.mark.parametrize("sizes", [(2**40, 2**40), (2**31, 2**31), (10**6, 10**6)])
+def test_impossible_layer_sizes_are_a_memory_error_naming_the_layer(sizes):
+    outcome = run_case(f"pynn.Sequential([pynn.Dense(4, {sizes[0]}), "
+                       f"pynn.Dense({sizes[0]}, {sizes[1]})])",
+                       expect="MemoryError", match=r"layers\[1\]", memory_mb=2048, timeout=60)
+    assert outcome.kind == "clean", outcome
+
+
+# ---- the harness itself tells the kinds apart ----------------------------------------------------
+@pytest.mark.parametrize("case,expect,kind", [
+    ("pass", None, "clean"),
+    ("raise ValueError('x must be 1')", "ValueError", "clean"),
+    ("raise KeyError('x')", "ValueError", "wrong-exception"),
+    ("pass", "ValueError", "silent"),
+    ("import os; os.abort()", None, "crash"),
+    ("import time; time.sleep(30)", None, "hang"),
+])
+def test_harness_classifies(case, expect, kind):
+    assert run_case(case, expect=expect, timeout=5).kind == kind
