@@ -187,3 +187,42 @@ def test_impossible_layer_sizes_are_a_memory_error_naming_the_layer(sizes):
 ])
 def test_harness_classifies(case, expect, kind):
     assert run_case(case, expect=expect, timeout=5).kind == kind
+
+
+# ---- files that never end, block, or inflate ------------------------------------------------------
+def _idx_header(shape, type_code=0x08):
+    import struct
+
+    return bytes([0, 0, type_code, len(shape)]) + b"".join(struct.pack(">I", d) for d in shape)
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "gzip-bomb", "lying-gzip-header",
+                                  "lying-raw-header"])
+def test_read_idx_is_bounded_by_its_header(kind, tmp_path):
+    import gzip
+
+    path = tmp_path / "data.idx"
+    expect, match = "ValueError", None
+    if kind == "dev-zero":
+        path, match = "/dev/zero", "not a regular file"
+    elif kind == "fifo":
+        import os
+
+        os.mkfifo(path)
+        match = "not a regular file"
+    elif kind == "gzip-bomb":  # 10 promised bytes, then 2 GB of zeros compressed to ~2 MB
+        with gzip.open(path, "wb", compresslevel=9) as f:
+            f.write(_idx_header((10,)))
+            block = bytes(1 << 24)
+            for _ in range(128):
+                f.write(block)
+        match = "trailing bytes"
+    elif kind == "lying-gzip-header":  # claims 2**32 x 2**32 bytes, holds 100
+        path.write_bytes(gzip.compress(_idx_header((2**32 - 1, 2**32 - 1)) + bytes(100)))
+        match = "truncated"
+    else:
+        path.write_bytes(_idx_header((2**32 - 1, 2**32 - 1)) + bytes(100))
+        match = "truncated"
+    outcome = run_case(f"pynn.datasets.read_idx({str(path)!r})", expect=expect, match=match,
+                       memory_mb=1024, timeout=60)
+    assert outcome.kind == "clean", outcome

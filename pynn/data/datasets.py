@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,20 +79,42 @@ def _check_path(path: object, name: str = "path") -> Path:
     return Path(os.fspath(path))
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped when it starts with the gzip magic (whatever its name)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+_CHUNK = 1 << 20
+
+
+def _open_regular(path: Path):
+    """Open a regular file for reading; devices, FIFOs and sockets are refused (reading
+    /dev/zero never ends, a FIFO blocks until a writer comes)."""
+    info = os.stat(path)  # FileNotFoundError passes through as is
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(f"{path} is a directory, not an IDX file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file (a device, FIFO or socket); IDX data "
+                         f"must be a file")
+    return open(path, "rb"), info.st_size
+
+
+def _read_exact(stream, n: int, path: Path, what: str) -> bytes:
+    """n bytes from stream, in chunks (never more than the data that really arrives)."""
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(min(_CHUNK, n - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    data = b"".join(parts)
+    if len(data) < n:
+        raise ValueError(f"{path}: IDX file truncated: {what} needs {n} bytes, the file has "
+                         f"{len(data)}")
+    return data
 
 
 def read_idx(path: PathLike) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a NumPy array.
+
+    The header is read first and every later read is bounded by what it promises, so a lying
+    header or a gzip that inflates without end is an error after at most the promised bytes.
 
     Parameters
     ----------
@@ -111,19 +134,33 @@ def read_idx(path: PathLike) -> np.ndarray:
     FileNotFoundError
         The file does not exist.
     ValueError
-        The file is not a valid IDX file: bad magic, unknown type code, no dimensions, or a data
-        size that does not match the header (truncated or with trailing bytes). The message
-        names the file.
+        The file is not a valid IDX file: bad magic, unknown type code, no dimensions, a data
+        size that does not match the header (truncated or with trailing bytes), a corrupt gzip
+        stream, or not a regular file. The message names the file.
     """
     path = _check_path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"{path}: not an IDX file: {len(data)} bytes, shorter than the "
+    raw, size = _open_regular(path)
+    with raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            return _read_idx_stream(stream, path, None if compressed else size)
+        except (EOFError, OSError, zlib.error) as exc:
+            if not compressed:
+                raise
+            raise ValueError(f"{path}: corrupt or truncated gzip file ({exc})") from None
+
+
+def _read_idx_stream(stream, path: Path, size: int | None) -> np.ndarray:
+    head = stream.read(4)
+    if len(head) < 4:
+        raise ValueError(f"{path}: not an IDX file: {len(head)} bytes, shorter than the "
                          "4-byte header")
-    if data[0] != 0 or data[1] != 0:
+    if head[0] != 0 or head[1] != 0:
         raise ValueError(f"{path}: not an IDX file: magic starts with bytes "
-                         f"0x{data[0]:02x} 0x{data[1]:02x}, expected 0x00 0x00")
-    type_code, ndim = data[2], data[3]
+                         f"0x{head[0]:02x} 0x{head[1]:02x}, expected 0x00 0x00")
+    type_code, ndim = head[2], head[3]
     if type_code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
         raise ValueError(f"{path}: unknown IDX type code 0x{type_code:02x}, expected one of "
@@ -131,18 +168,23 @@ def read_idx(path: PathLike) -> np.ndarray:
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions, expected at least 1")
     header_size = 4 + 4 * ndim
-    if len(data) < header_size:
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need "
-                         f"{header_size} bytes, the file has {len(data)}")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+                         f"{header_size} bytes, the file has {4 + len(dims)}")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     dtype = _IDX_DTYPES[type_code]
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a corrupt header cannot overflow
-    actual = len(data) - header_size
-    if actual != expected:
+    if size is not None and size - header_size != expected:
+        actual = size - header_size
         what = "truncated" if actual < expected else "has trailing bytes"
         raise ValueError(f"{path}: IDX file {what}: header shape {shape} of {dtype.name} "
                          f"needs {expected} data bytes, the file has {actual}")
-    array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
+    data = _read_exact(stream, expected, path, f"header shape {shape} of {dtype.name}")
+    if stream.read(1):
+        raise ValueError(f"{path}: IDX file has trailing bytes: header shape {shape} of "
+                         f"{dtype.name} needs {expected} data bytes, the file has more")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
 
