@@ -226,3 +226,99 @@ def test_read_idx_is_bounded_by_its_header(kind, tmp_path):
     outcome = run_case(f"pynn.datasets.read_idx({str(path)!r})", expect=expect, match=match,
                        memory_mb=1024, timeout=60)
     assert outcome.kind == "clean", outcome
+
+
+# ---- model files -----------------------------------------------------------------------------
+def _small_model():
+    model = pynn.Sequential([pynn.Dense(3, 2)], seed=0)
+    model.compile(loss="cross_entropy", optimizer=pynn.SGD(0.1, momentum=0.9))
+    return model
+
+
+@pytest.mark.parametrize("params_dtype", [">f4", "<f2", "<i4", "<f8"])
+def test_load_refuses_parameters_of_another_dtype(tmp_path, params_dtype):
+    import io
+    import json
+    import zipfile
+
+    path = tmp_path / "m.npz"
+    pynn.save(_small_model(), path)
+    with zipfile.ZipFile(path) as z:
+        entries = {n[:-4]: np.load(io.BytesIO(z.read(n))) for n in z.namelist()}
+    entries["params"] = entries["params"].astype(params_dtype)
+    meta = json.loads(entries["meta"].tobytes())
+    import hashlib
+
+    meta["params_sha256"] = hashlib.sha256(entries["params"].view(np.uint8)).hexdigest()
+    entries["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **entries)
+    with pytest.raises(pynn.ModelFileError, match="do not match the architecture"):
+        pynn.load(path)
+
+
+def test_save_follows_symlinks_keeps_modes_and_refuses_devices(tmp_path):
+    import os
+    import stat
+
+    model = _small_model()
+    target = tmp_path / "real.npz"
+    link = tmp_path / "link.npz"
+    pynn.save(model, target)
+    os.chmod(target, 0o644)
+    os.symlink(target, link)
+    pynn.save(model, link)
+    assert os.path.islink(link), "the link was replaced by a file"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    old = os.umask(0o022)
+    try:
+        pynn.save(model, tmp_path / "new.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.npz").st_mode) == 0o644
+    with pytest.raises(ValueError, match="not a regular file"):
+        pynn.save(model, "/dev/null")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        pynn.save(model, fifo)
+    assert pynn.load(os.fsencode(target)).params.tobytes() == model.params.tobytes()
+
+
+def test_a_killed_save_leaves_nothing_behind_for_long(tmp_path):
+    path = tmp_path / "m.npz"
+    case = f"""
+import os, signal
+model = pynn.Sequential([pynn.Dense(3, 2)], seed=0)
+import numpy
+real_savez = numpy.savez
+def dying_savez(f, **arrays):
+    f.write(b"partial")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+numpy.savez = dying_savez
+pynn.save(model, {str(path)!r})
+"""
+    assert run_case(case, timeout=30).kind == "crash"
+    assert any(p.name.endswith(".pynn-tmp") for p in tmp_path.iterdir())
+    pynn.save(_small_model(), path)  # the next save to the same path cleans up
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_save_refuses_what_load_could_not_rebuild(tmp_path):
+    class MyLoss(pynn.CrossEntropy):
+        pass
+
+    class MySchedule(pynn.optim.Schedule):
+        def __call__(self, epoch):
+            return 0.1
+
+    model = pynn.Sequential([pynn.Dense(3, 2)], seed=0)
+    model.compile(loss=MyLoss())
+    with pytest.raises(TypeError, match="not one of pynn's"):
+        pynn.save(model, tmp_path / "a.npz")
+    model = pynn.Sequential([pynn.Dense(3, 2)], seed=0)
+    model.compile(loss="cross_entropy", optimizer=pynn.SGD(MySchedule()))
+    with pytest.raises(TypeError, match="schedule"):
+        pynn.save(model, tmp_path / "b.npz")
+    assert list(tmp_path.iterdir()) == []

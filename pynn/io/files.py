@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from typing import Union
 
@@ -32,6 +31,7 @@ from .._version import __version__
 from ..model import Sequential
 from ..nn import losses as _losses
 from ..nn import optim as _optim
+from .atomic import write_atomically
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
@@ -42,6 +42,42 @@ PathLike = Union[str, os.PathLike]
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded: corrupt, truncated, unsafe or inconsistent."""
+
+
+def _as_path(path: object) -> str:
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str, bytes or os.PathLike, got {type(path).__name__}")
+    return os.fsdecode(os.fspath(path))
+
+
+def _check_reloadable(model: Sequential) -> None:
+    """Refuse, before writing, what `load` could not rebuild: a loss or optimizer that is not
+    pynn's own, a learning rate that is not a pynn schedule."""
+    loss = model.loss
+    if loss is not None:
+        try:
+            same = type(_losses.get(loss.get_config()["name"])) is type(loss)
+        except (ValueError, TypeError, KeyError):
+            same = False
+        if not same:
+            raise TypeError(f"the model's loss {loss!r} is not one of pynn's (custom losses "
+                            f"cannot be rebuilt by pynn.load); compile the model with a built-in "
+                            f"loss before saving, or pickle it")
+    opt = model.optimizer
+    if opt is not None:
+        try:
+            config = opt.get_config()  # a plain-callable rate: TypeError saying so
+        except NotImplementedError:
+            raise TypeError(f"the optimizer's learning-rate schedule {opt.lr!r} cannot be "
+                            f"saved (it has no get_config); use a pynn.optim schedule "
+                            f"(Constant, StepDecay, Cosine) or pickle the model") from None
+        try:
+            same = type(_optim.get(config)) is type(opt)
+        except (ValueError, TypeError, KeyError):
+            same = False
+        if not same:
+            raise TypeError(f"the model's optimizer {opt!r} is not one of pynn's (it cannot be "
+                            f"rebuilt by pynn.load); pickle the model instead")
 
 
 def _digest(params: np.ndarray) -> str:
@@ -72,8 +108,9 @@ def save(model: Sequential, path: PathLike) -> None:
     except (TypeError, ValueError) as exc:
         raise TypeError(f"model.metadata must be JSON-serialisable (str, int, float, bool, "
                         f"None, lists and dicts of them): {exc}") from None
-    path = os.fspath(path)
+    path = _as_path(path)
     opt = model.optimizer
+    _check_reloadable(model)
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "pynn_version": __version__,
         "config": model.get_config(), "n_params": int(model.n_params),
@@ -92,26 +129,7 @@ def save(model: Sequential, path: PathLike) -> None:
         for name, buf in opt.state_arrays().items():
             arrays["opt_" + name] = buf
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".pynn-save-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -203,7 +221,7 @@ def load(path: PathLike) -> Sequential:
         (a ValueError) if the file is not a pynn model, is corrupt or truncated, carries pickled
         objects, or its contents do not match its own architecture.
     """
-    path = os.fspath(path)
+    path = _as_path(path)
     arrays = _read_arrays(path)
     for key in ("meta", "params"):
         if key not in arrays:

@@ -65,7 +65,10 @@ class Schedule:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        config = self.get_config()
+        try:
+            config = self.get_config()
+        except NotImplementedError:  # a user's schedule without a config
+            return f"{type(self).__name__}()"
         args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "name")
         return f"{type(self).__name__}({args})"
 
