@@ -26,6 +26,7 @@ from .. import _core, ops
 from ..nn.losses import Loss
 from ..nn.optim import Optimizer
 from ..nn.regularizers import L2
+from .distributed import DataParallel
 from .inference import CHUNK_ROWS, Inference
 
 __all__ = ["Batches", "EpochResult", "Trainer", "TrainingDivergedError", "evaluate"]
@@ -61,14 +62,19 @@ class Batches:
     (`Loss.prepare_target`); weight is None or (n,) sample weights.
     """
 
-    __slots__ = ("X", "count", "n", "size", "target", "weight")
+    __slots__ = ("X", "count", "global_size", "n", "size", "target", "weight")
 
     def __init__(self, X: np.ndarray, target: np.ndarray, weight: np.ndarray | None,
-                 batch_size: int | None) -> None:
+                 batch_size: int | None, world: int = 1) -> None:
         self.X, self.target, self.weight = X, target, weight
         self.n = X.shape[0]
-        self.size = self.n if batch_size is None else max(1, min(int(batch_size), self.n))
-        self.count = -(-self.n // self.size)
+        if batch_size is None:  # full batch: the ranks share it
+            self.size = -(-self.n // world)
+        else:
+            self.size = max(1, min(int(batch_size), -(-self.n // world)))
+        # data-parallel: a global batch is `world` ranks' batches of `size` rows
+        self.global_size = min(self.size * world, self.n)
+        self.count = -(-self.n // self.global_size)
 
 
 class EpochResult:
@@ -116,10 +122,14 @@ class Trainer:
         Added to every batch's loss and gradient.
     accuracy : bool, default True
         Measure the training accuracy (when the loss has one).
+    comm : mpi4py communicator, optional
+        Data-parallel training over its ranks (see `pynn.engine.distributed`).
     """
 
     def __init__(self, model: object, loss: Loss, optimizer: Optimizer | None = None, *,
-                 penalty: L2 | None = None, accuracy: bool = True) -> None:
+                 penalty: L2 | None = None, accuracy: bool = True,
+                 comm: object = None) -> None:
+        self.dp = DataParallel(comm) if comm is not None else None
         self.layers = list(model.layers)
         self.params, self.grads, self.dtype = model.params, model.grads, model.dtype
         self.loss = loss
@@ -133,6 +143,25 @@ class Trainer:
         self._buffers: dict = {}
         self._checkpoint = np.empty_like(self.params)
         self._inference = Inference(self.layers, self.dtype)
+
+    @property
+    def world(self) -> int:
+        """Ranks training together (1 without a communicator)."""
+        return 1 if self.dp is None else self.dp.size
+
+    def synchronize(self, facts: dict) -> None:
+        """Data-parallel start: check that every rank passes the same `facts`, then give every
+        rank rank 0's weights and optimizer state. Nothing to do in one process."""
+        dp = self.dp
+        if dp is None:
+            return
+        dp.check_agreement(facts)
+        dp.broadcast(self.params)
+        opt = self.optimizer
+        if opt is not None:
+            for buffer in opt.state_arrays().values():
+                dp.broadcast(buffer)
+            opt.epoch, opt.iterations = dp.broadcast_object((opt.epoch, opt.iterations))
 
     # ---- one batch ---------------------------------------------------------------------------
     def _step_buffers(self, m: int, target: np.ndarray, gather: bool,
@@ -204,18 +233,17 @@ class Trainer:
         loss_sum = correct = 0.0
         for batch in range(data.count):
             xb, yb, wb, bufs = loader(batch)
-            size = xb.shape[0]
-            value = self._train_step(xb, yb, wb, bufs)
+            size = loader.global_rows(batch)
+            value, hits = self._train_step(xb, yb, wb, bufs)
             if value is None:  # every sample of the batch weighs 0: nothing to learn
                 continue
             if not math.isfinite(value):
                 self._recover(batch, loader)
                 self._diverged(f"the loss is {value}", epoch, batch, data.count, lr)
-            if self.accuracy:
-                correct += self.loss.batch_accuracy(bufs.acts[-1], yb, bufs.acc) * size
+            correct += hits
             loss_sum += value * size
             if on_batch is not None:
-                on_batch(batch, size, loss_sum, correct, batch * data.size + size)
+                on_batch(batch, size, loss_sum, correct, batch * data.global_size + size)
         # The last update is checked too: it may have overflowed with a finite loss.
         if not (ops.all_finite(self.params) and opt.state_finite()):
             self._recover(data.count, loader)
@@ -224,20 +252,62 @@ class Trainer:
         opt.end_epoch()
         return EpochResult(loss_sum / data.n, correct / data.n if self.accuracy else None, lr)
 
-    def _train_step(self, xb, yb, wb, bufs) -> float | None:
+    def _train_step(self, xb, yb, wb, bufs) -> tuple:
+        """One update; (loss, correct predictions), or (None, 0) for a batch that weighs 0.
+        A non-finite loss comes back without any update."""
+        if self.dp is not None:
+            return self._train_step_data_parallel(xb, yb, wb, bufs)
         if wb is not None:
             batch_weight = float(wb.sum(dtype=np.float64))
             if not batch_weight > 0:
-                return None
+                return None, 0
         else:
             batch_weight = float(xb.shape[0])
         value = self._forward_backward(xb, yb, wb, bufs)
         if not math.isfinite(value):
-            return value
+            return value, 0
+        hits = self._hits(yb, bufs)
         if self.penalty is not None:
             value += self.penalty.add_gradient(batch_weight)
         self.optimizer.step(self.params, self.grads)
-        return value
+        return value, hits
+
+    def _hits(self, yb, bufs) -> float:
+        if not self.accuracy:
+            return 0
+        return self.loss.batch_accuracy(bufs.acts[-1], yb, bufs.acc) * yb.shape[0]
+
+    def _train_step_data_parallel(self, xb, yb, wb, bufs) -> tuple:
+        """This rank's part of a global batch: forward and loss here, the sums of (loss, weight,
+        hits, non-finite flags) over the ranks, the loss gradient scaled by this rank's share
+        of the global weight, backward, one Allreduce of the gradients, the same step
+        everywhere. A rank with no rows (a short last batch) contributes zeros."""
+        dp, m = self.dp, xb.shape[0]
+        weight = float(m if wb is None else wb.sum(dtype=np.float64)) if m else 0.0
+        value = hits = 0.0
+        if weight > 0:
+            bufs.network.forward(xb)
+            value, _ = self.loss.value_and_grad(bufs.acts[-1], yb, sample_weight=wb,
+                                                out=bufs.deltas[-1])
+            hits = self._hits(yb, bufs)
+        bad = not math.isfinite(value)
+        total = dp.sum_scalars(0.0 if bad else value * weight, weight, hits, bad)
+        if total[3] > 0:  # some rank overflowed: every rank stops here, nothing updated
+            return math.nan, 0
+        if not total[1] > 0:
+            return None, 0
+        if weight > 0:
+            delta = bufs.deltas[-1]
+            np.multiply(delta, delta.dtype.type(weight / total[1]), out=delta)
+            bufs.network.backward(xb)
+        else:
+            self.grads.fill(0)
+        dp.sum(self.grads)
+        value = total[0] / total[1]
+        if self.penalty is not None:  # the same weights on every rank: no communication
+            value += self.penalty.add_gradient(total[1])
+        self.optimizer.step(self.params, self.grads)
+        return value, total[2]
 
     # ---- divergence --------------------------------------------------------------------------
     def _recover(self, bad_batch: int, loader: _Loader) -> None:
@@ -258,7 +328,7 @@ class Trainer:
                 xb, yb, wb, bufs = loader(batch)
                 np.copyto(previous, self.params)
                 opt.save_checkpoint()
-                value = self._train_step(xb, yb, wb, bufs)
+                value, _ = self._train_step(xb, yb, wb, bufs)
                 if value is None:
                     continue
                 if not math.isfinite(value) or not (ops.all_finite(self.params)
@@ -280,19 +350,36 @@ class Trainer:
 
     def evaluate(self, X: np.ndarray, target: np.ndarray,
                  weight: np.ndarray | None = None) -> dict:
-        """Mean loss and accuracy over checked arrays (see `evaluate`)."""
-        return evaluate(self._inference, self.loss, X, target, weight, accuracy=self.accuracy)
+        """Mean loss and accuracy over checked arrays (see `evaluate`); sharded over the ranks
+        when data-parallel."""
+        return evaluate(self._inference, self.loss, X, target, weight, accuracy=self.accuracy,
+                        dp=self.dp)
 
 
 def evaluate(forward: Callable, loss: Loss, X: np.ndarray, target: np.ndarray,
-             weight: np.ndarray | None = None, *, accuracy: bool = True) -> dict:
+             weight: np.ndarray | None = None, *, accuracy: bool = True,
+             dp: DataParallel | None = None) -> dict:
     """``{"loss", "accuracy"}`` of a model's `forward` over checked arrays, in chunks.
 
     The loss is the mean weighted by the sample weights; chunks whose weights are all zero
-    contribute nothing. No "accuracy" when the loss has none.
+    contribute nothing. No "accuracy" when the loss has none. With `dp`, each rank evaluates
+    its share of the rows and the sums are reduced (every rank gets the result).
     """
     total_loss = total_weight = correct = 0.0
     n = X.shape[0]
+    if dp is not None:
+        lo, hi = dp.shard(n)
+        shard = evaluate(forward, loss, X[lo:hi], target[lo:hi],
+                         None if weight is None else weight[lo:hi], accuracy=accuracy)
+        mean = shard["loss"] if math.isfinite(shard["loss"]) else 0.0
+        local_weight = _weight_sum(None if weight is None else weight[lo:hi], hi - lo)
+        sums = dp.sum_scalars(mean * local_weight, local_weight,
+                              shard.get("accuracy", 0.0) * (hi - lo),
+                              not math.isfinite(shard["loss"]) and hi > lo)
+        result = {"loss": math.nan if sums[3] > 0 or not sums[1] > 0 else sums[0] / sums[1]}
+        if accuracy and loss.has_accuracy:
+            result["accuracy"] = sums[2] / n
+        return result
     accuracy = accuracy and loss.has_accuracy
     for start in range(0, n, CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, n)
@@ -310,7 +397,7 @@ def evaluate(forward: Callable, loss: Loss, X: np.ndarray, target: np.ndarray,
         total_weight += chunk_weight
     result = {"loss": float(total_loss / total_weight) if total_weight > 0 else math.nan}
     if accuracy:
-        result["accuracy"] = float(correct / n)
+        result["accuracy"] = float(correct / n) if n else 0.0
     return result
 
 
@@ -319,22 +406,33 @@ def _weight_sum(weight: np.ndarray | None, n: int) -> float:
 
 
 class _Loader:
-    """Batch k of an epoch: slices of the data, or its rows gathered in the epoch's order."""
+    """Batch k of an epoch: slices of the data, or its rows gathered in the epoch's order; with
+    several ranks, this rank's part of global batch k."""
 
-    __slots__ = ("data", "full", "last", "order")
+    __slots__ = ("data", "dp", "full", "order", "trainer")
 
     def __init__(self, trainer: Trainer, data: Batches, order: np.ndarray | None) -> None:
-        self.data, self.order = data, order
-        gather, weighted = order is not None, data.weight is not None
-        self.full = trainer._step_buffers(data.size, data.target, gather, weighted)
-        last_size = data.n - (data.count - 1) * data.size
-        self.last = trainer._step_buffers(last_size, data.target, gather, weighted)
+        self.data, self.order, self.dp, self.trainer = data, order, trainer.dp, trainer
+        self.full = trainer._step_buffers(data.size, data.target, order is not None,
+                                          data.weight is not None)
+
+    def global_rows(self, batch: int) -> int:
+        """Rows of global batch k (over every rank)."""
+        start = batch * self.data.global_size
+        return min(start + self.data.global_size, self.data.n) - start
 
     def __call__(self, batch: int) -> tuple:
         data = self.data
-        start = batch * data.size
-        stop = min(start + data.size, data.n)
-        bufs = self.full if stop - start == data.size else self.last
+        start = batch * data.global_size
+        stop = min(start + data.global_size, data.n)
+        if self.dp is not None:
+            start, stop = self.dp.part(start, stop, data.size)
+        m = stop - start
+        if m == 0:  # a rank with no rows in a short last batch
+            return (data.X[:0], data.target[:0], None if data.weight is None
+                    else data.weight[:0], None)
+        bufs = self.full if m == data.size else self.trainer._step_buffers(
+            m, data.target, self.order is not None, data.weight is not None)
         if self.order is None:
             return (data.X[start:stop], data.target[start:stop],
                     None if data.weight is None else data.weight[start:stop], bufs)

@@ -16,13 +16,16 @@ import math
 import numbers
 import sys
 import threading
+import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from .. import ops
+from .._platform import get_num_threads, set_num_threads
 from ..engine import (
     Batches,
+    DataParallel,
     Inference,
     Trainer,
     TrainingDivergedError,
@@ -31,6 +34,7 @@ from ..engine import (
     check_trainable,
     class_sample_weights,
     evaluate,
+    rank_zero,
 )
 from ..nn import losses as _losses
 from ..nn import optim as _optim
@@ -448,14 +452,15 @@ class Sequential:
         return loss.proba(self._outputs(X, batch_size))
 
     def evaluate(self, X: object, y: object, *, sample_weight: object = None,
-                 loss: str | _losses.Loss | None = None) -> dict:
+                 loss: str | _losses.Loss | None = None, comm: object = None) -> dict:
         """The loss (and accuracy, for classification losses) on (X, y).
 
         Returns
         -------
         dict
             ``{"loss": float, "accuracy": float}`` (no "accuracy" for mse). The loss is the
-            mean weighted by `sample_weight`.
+            mean weighted by `sample_weight`. With `comm` (an mpi4py communicator), each rank
+            evaluates its share of the rows and every rank gets the reduced result.
         """
         loss_obj = _losses.get(loss) if loss is not None else self._require_loss("evaluate")
         self._require_layers()
@@ -463,7 +468,8 @@ class Sequential:
         target = loss_obj.prepare_target(y, X.shape[0], self.out_features, self.dtype, "y")
         weight = None if sample_weight is None else _losses.prepare_sample_weight(
             sample_weight, X.shape[0], self.dtype)
-        return evaluate(self._inference, loss_obj, X, target, weight)
+        dp = None if comm is None else DataParallel(comm)
+        return evaluate(self._inference, loss_obj, X, target, weight, dp=dp)
 
     # ---- training ------------------------------------------------------------------------------
     def compile(self, loss: str | _losses.Loss | None = None,
@@ -488,7 +494,8 @@ class Sequential:
             batch_size: int | None = 32, validation_data: tuple | None = None,
             validation_split: float = 0.0, shuffle: bool = True, seed: int | None = None,
             verbose: int = 0, callbacks: Iterable[Callback] | None = None,
-            sample_weight: object = None, class_weight: dict | str | None = None) -> History:
+            sample_weight: object = None, class_weight: dict | str | None = None,
+            comm: object = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -527,6 +534,13 @@ class Sequential:
             ``{class index: weight}`` (others weigh 1), or "balanced" (n_samples /
             (n_classes · count), scikit-learn's rule). For cross_entropy, kl_divergence and
             single-output binary_cross_entropy / hinge (classes 0 and 1).
+        comm : mpi4py communicator, optional
+            Data-parallel training over its ranks (e.g. ``MPI.COMM_WORLD``; launch with
+            ``mpiexec -n N python -m mpi4py script.py``). Every rank passes the same arrays and
+            settings; `batch_size` is per rank (the global batch is ``batch_size * comm.size``);
+            rank 0's weights and optimizer state are broadcast first; the history, callbacks
+            and validation see global (reduced) values; only rank 0 shows progress. Each rank
+            uses at most cores / ranks-on-its-host threads.
 
         Returns
         -------
@@ -606,33 +620,40 @@ class Sequential:
             weight = per_sample.astype(self.dtype)
         if callable(opt.lr):
             opt.learning_rate()  # a broken schedule fails here, before any change
-        trainer = Trainer(self, loss_obj, opt)  # may raise: another model's optimizer
+        trainer = Trainer(self, loss_obj, opt, comm=comm)  # may raise: another model's optimizer
+        data = Batches(X, target, weight, batch_size, world=trainer.world)
+        if comm is not None:
+            trainer.synchronize(self._fit_facts(X, target, weight, val, loss_obj, opt, epochs,
+                                                batch_size, shuffle, seed))
 
         # -- state ----------------------------------------------------------------------------
         self.loss, self.optimizer = loss_obj, opt
         self.stop_training = False
         history = History()
         self.history = history
-        data = Batches(X, target, weight, batch_size)
         history.params = {"epochs": epochs, "batch_size": data.size, "samples": n,
-                          "batches": data.count}
+                          "batches": data.count, "ranks": trainer.world}
         callbacks = [history] + callbacks
-        if verbose:
+        if verbose and rank_zero(comm):
             bar = ProgressBar(verbose)
             bar.configure(epochs, data.count, self.epochs_trained)
             callbacks.append(bar)
         for cb in callbacks:
             cb.set_model(self)
         batch_hooks = [cb for cb in callbacks if overrides(cb, "on_batch_end")]
-        if seed is not None:
-            rng = np.random.default_rng(seed)
-        else:
-            rng = np.random.default_rng(self.rng.integers(2**63))
+        if seed is None:
+            seed = int(self.rng.integers(2**63))
+            if comm is not None:  # every rank shuffles with rank 0's draw
+                seed = trainer.dp.broadcast_object(seed)
+        rng = np.random.default_rng(seed)
         order = np.arange(n, dtype=np.int64) if shuffle and n > 1 else None
 
         for cb in callbacks:
             cb.on_train_begin()
+        previous_threads = get_num_threads()
         try:
+            if comm is not None:  # never oversubscribe the cores the ranks share
+                set_num_threads(min(previous_threads, trainer.dp.threads_per_rank()))
             self._train_epochs(trainer, data, order, rng, val, epochs, callbacks, batch_hooks,
                                history)
         except KeyboardInterrupt:
@@ -645,9 +666,29 @@ class Sequential:
                 if isinstance(cb, ProgressBar):
                     cb.on_train_end()
             raise
+        finally:
+            if get_num_threads() != previous_threads:
+                set_num_threads(previous_threads)
         for cb in callbacks:
             cb.on_train_end()
         return history
+
+    def _fit_facts(self, X, target, weight, val, loss, opt, epochs, batch_size, shuffle,
+                   seed) -> dict:
+        """What every rank of a data-parallel fit must agree on (cheap to compute)."""
+        def fingerprint(a: np.ndarray) -> int:
+            rows = min(len(a), 64)
+            return zlib.crc32(np.ascontiguousarray(a[:rows]).tobytes()
+                              + np.ascontiguousarray(a[len(a) - rows:]).tobytes())
+
+        return {"architecture": [layer.get_config() for layer in self.layers],
+                "model seed": self.seed, "dtype": self.dtype.name, "samples": X.shape[0],
+                "data (first and last rows)": fingerprint(X),
+                "targets": (target.shape, target.dtype.str, fingerprint(target)),
+                "sample weights": None if weight is None else fingerprint(weight),
+                "validation rows": None if val is None else val[0].shape[0],
+                "loss": loss.name, "optimizer": repr(opt), "epochs": epochs,
+                "batch_size": batch_size, "shuffle": bool(shuffle), "seed": seed}
 
     def _check_validation(self, validation_data: object, loss_obj: _losses.Loss) -> tuple:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):

@@ -64,7 +64,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without scikit-
 
 from .. import ops
 from .._platform import get_num_threads, set_num_threads
-from ..engine import Batches, Trainer, TrainingDivergedError
+from ..engine import Batches, DataParallel, Trainer, TrainingDivergedError, rank_zero
 from ..model import Sequential
 from ..nn.layers import Dense
 from ..nn.optim import SGD, Adam
@@ -189,7 +189,7 @@ class _BaseMLP(BaseEstimator):
         return np.ascontiguousarray(X, dtype=dtype)
 
     # ---- fitting -------------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, comm=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -202,6 +202,10 @@ class _BaseMLP(BaseEstimator):
             Non-negative sample weights: each batch's loss is the weighted mean
             ``sum(w_i l_i) / sum(w_i)`` (as scikit-learn); a batch whose weights are all zero is
             skipped.
+        comm : mpi4py communicator, default=None
+            Data-parallel training over its ranks (pynn's engine; see `pynn.Sequential.fit`):
+            every rank passes the same data and parameters, `batch_size` is per rank, rank 0's
+            initial weights and random draws are used everywhere, only rank 0 shows progress.
 
         Returns
         -------
@@ -209,9 +213,9 @@ class _BaseMLP(BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, comm=comm)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, comm=None):
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -226,13 +230,20 @@ class _BaseMLP(BaseEstimator):
         n_features = X.shape[1]
         layer_units = [n_features] + hidden + [y.shape[1]]
         self._random_state = check_random_state(self.random_state)
+        if comm is not None and not isinstance(self.random_state, Integral):
+            # every rank draws the same split and shuffles: rank 0's
+            seed = self._random_state.randint(np.iinfo(np.int32).max)
+            self._random_state = check_random_state(DataParallel(comm).broadcast_object(seed))
         if first_pass:
             self._initialize(y, layer_units, dtype)
         else:
             self._check_architecture(layer_units)
             self._sync_coefs()
-        with _thread_limit(self.n_threads):
-            self._fit_stochastic(X, y, sample_weight, incremental, first_pass)
+        n_threads = self.n_threads
+        if n_threads is None and comm is not None:  # never oversubscribe the shared cores
+            n_threads = min(get_num_threads(), DataParallel(comm).threads_per_rank())
+        with _thread_limit(n_threads):
+            self._fit_stochastic(X, y, sample_weight, incremental, first_pass, comm)
         if not ops.all_finite(self._network.params):
             raise ValueError(_NON_FINITE)
         return self
@@ -351,18 +362,20 @@ class _BaseMLP(BaseEstimator):
             opt.betas, opt.eps = (float(self.beta_1), float(self.beta_2)), float(self.epsilon)
         return opt
 
-    def _trainer_for(self, opt) -> Trainer:
+    def _trainer_for(self, opt, comm) -> Trainer:
         trainer = self._trainer
         if trainer is None or trainer.optimizer is not opt or trainer.loss.out_activation != \
                 self.out_activation_ or (trainer.penalty.alpha if trainer.penalty else 0.0) \
-                != float(self.alpha):
+                != float(self.alpha) or comm is not None or trainer.dp is not None:
             trainer = Trainer(self._network, ScikitLearnLoss(self.out_activation_,
                                                              self.n_outputs_),
-                              opt, penalty=L2(self.alpha, per_sample=True), accuracy=False)
+                              opt, penalty=L2(self.alpha, per_sample=True), accuracy=False,
+                              comm=comm)
             self._trainer = trainer
         return trainer
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental, first_pass) -> None:
+    def _fit_stochastic(self, X, y, sample_weight, incremental, first_pass,
+                        comm=None) -> None:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
@@ -400,12 +413,20 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped")
             m = int(np.clip(self.batch_size, 1, n))
         opt = self._optimizer_for_fit(first_pass)
-        trainer = self._trainer_for(opt)
+        trainer = self._trainer_for(opt, comm)
         self._network.compile(optimizer=opt)
-        data = Batches(X_train, target, sw_train, m)
+        data = Batches(X_train, target, sw_train, m, world=trainer.world)
+        if comm is not None:
+            params = {k: v for k, v in self.get_params().items()
+                      if k != "random_state" or v is None or isinstance(v, Integral)}
+            trainer.synchronize({"params": repr(sorted(params.items())),
+                                 "samples": n, "features": X_train.shape[1],
+                                 "targets": (target.shape, target.dtype.str),
+                                 "sample weights": sw_train is not None,
+                                 "dtype": self._network.dtype.name})
         sample_idx = np.arange(n, dtype=np.int64)
         progress = _Progress(1 if incremental else self.max_iter,
-                             type(self).__name__) if self.verbose else None
+                             type(self).__name__) if self.verbose and rank_zero(comm) else None
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
