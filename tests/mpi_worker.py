@@ -86,5 +86,15 @@ elif scenario == "estimator":
         est.fit(X, y, comm=comm)
     save(params=np.concatenate([c.ravel() for c in est.coefs_ + est.intercepts_]),
          loss=est.loss_curve_)
+elif scenario == "checkpoint":
+    X, y = data()
+    m = model()
+    m.fit(X, y, loss="cross_entropy", optimizer=pynn.SGD(0.1, momentum=0.9), epochs=2,
+          batch_size=4, seed=1, comm=comm)
+    pynn.save(m, f"{outdir}/ckpt.npz", comm=comm)  # rank 0 writes, the others wait
+    resumed = pynn.load(f"{outdir}/ckpt.npz")
+    assert resumed.params.tobytes() == m.params.tobytes()
+    resumed.fit(X, y, epochs=1, batch_size=4, seed=2, comm=comm)
+    save(params=resumed.params)
 else:
     raise SystemExit(f"unknown scenario {scenario}")

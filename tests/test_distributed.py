@@ -130,3 +130,16 @@ def test_the_estimator_trains_data_parallel(tmp_path):
     params = np.concatenate([c.ravel() for c in est.coefs_ + est.intercepts_])
     np.testing.assert_allclose(r0["params"], params, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(r0["loss"], est.loss_curve_, rtol=1e-10)
+
+
+def test_checkpoints_are_written_once_and_resume_at_another_world_size(tmp_path):
+    result = launch("checkpoint", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz", "rank0.npz", "rank1.npz"]
+    r0, r1 = ranks_of(tmp_path)
+    assert r0["params"].tobytes() == r1["params"].tobytes()
+    # one process continues the 2-rank checkpoint with the global batch: the same epoch
+    X, y = _data()
+    single = pynn.load(tmp_path / "ckpt.npz")
+    single.fit(X, y, epochs=1, batch_size=8, seed=2)
+    np.testing.assert_allclose(single.params, r0["params"], rtol=1e-11, atol=1e-13)

@@ -84,7 +84,7 @@ def _digest(params: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(params).view(np.uint8)).hexdigest()
 
 
-def save(model: Sequential, path: PathLike) -> None:
+def save(model: Sequential, path: PathLike, *, comm: object = None) -> None:
     """Write `model` (architecture, weights, loss, optimizer state) to `path` atomically.
 
     Parameters
@@ -92,6 +92,9 @@ def save(model: Sequential, path: PathLike) -> None:
     model : Sequential
     path : str or path-like
         The file to write (``.npz`` is the customary suffix; none is added).
+    comm : mpi4py communicator, optional
+        In data-parallel training: rank 0 writes (every rank holds the same model), the others
+        wait until the file is in place.
 
     Raises
     ------
@@ -129,7 +132,18 @@ def save(model: Sequential, path: PathLike) -> None:
         for name, buf in opt.state_arrays().items():
             arrays["opt_" + name] = buf
 
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    if comm is None:
+        write_atomically(path, lambda f: np.savez(f, **arrays))
+        return
+    failure = None
+    if comm.Get_rank() == 0:
+        try:
+            write_atomically(path, lambda f: np.savez(f, **arrays))
+        except (OSError, ValueError, TypeError) as exc:  # every rank learns of the failure
+            failure = f"{type(exc).__name__}: {exc}"
+    failure = comm.bcast(failure, root=0)
+    if failure is not None:
+        raise OSError(f"rank 0 could not save {path}: {failure}")
 
 
 _ZIP_MAGIC = b"PK\x03\x04"
