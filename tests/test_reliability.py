@@ -101,6 +101,7 @@ def test_dropped_models_are_freed_without_the_garbage_collector():
         gc.enable()
 
 
+@pytest.mark.slow  # measures memory: not under the sanitizers' allocator
 def test_many_dropped_models_do_not_pile_up():
     case = """
 import gc
