@@ -115,9 +115,9 @@ class History(Callback):
         """
         try:
             from matplotlib.figure import Figure
+            from matplotlib.ticker import MaxNLocator
         except ImportError:
-            raise ImportError("History.plot needs matplotlib: pip install matplotlib "
-                              "(or pip install 'pynn[plot]')") from None
+            raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
         if not self.epoch:
             raise ValueError("the history is empty: there is nothing to plot")
         panels = [("loss", "loss")]
@@ -134,6 +134,7 @@ class History(Callback):
                     ax.plot(epochs[-len(values):], values, style, markersize=3,
                             label="validation" if prefix else "training")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
             ax.legend()

@@ -28,7 +28,7 @@ by the next predict / warm-start fit / partial_fit (shapes are checked).
 
 Not supported: solver='lbfgs' (and its max_fun), loss='poisson' for the regressor.
 
-scikit-learn is an optional dependency: ``pip install 'pynn[sklearn]'``.
+scikit-learn is an optional dependency: ``pip install scikit-learn``.
 """
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ try:
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as _exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
-        "pynn.sklearn needs scikit-learn >= 1.6 (pip install 'pynn[sklearn]' or "
-        f"pip install 'scikit-learn>=1.6'); importing it failed: {_exc}") from _exc
+        "pynn.sklearn needs scikit-learn >= 1.6 (pip install 'scikit-learn>=1.6'); importing "
+        f"it failed: {_exc}") from _exc
 
 from .. import ops
 from .._platform import get_num_threads, set_num_threads
