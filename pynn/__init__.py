@@ -37,13 +37,16 @@ if _installed_copy(__name__, __file__, __path__) is None:
 
     from . import io, nn
     from .data import datasets
-    from .io import ModelFileError, load, save
+    from .io import ModelCheckpoint, ModelFileError, load, save
     from .model import (
         Callback,
+        CSVLogger,
         EarlyStopping,
         History,
         LambdaCallback,
+        ReduceLROnPlateau,
         Sequential,
+        TerminateOnNaN,
         TrainingDivergedError,
         callbacks,
     )
@@ -77,9 +80,10 @@ if _installed_copy(__name__, __file__, __path__) is None:
         _sys.modules.setdefault(f"{__name__}.{_name}", _module)
     del _name, _module
 
-    __all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Callback", "Constant", "Cosine",
-               "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "Input", "KLDivergence",
-               "LambdaCallback", "Loss", "ModelFileError", "Optimizer", "Sequential",
-               "StepDecay", "TrainingDivergedError", "__version__", "build_info", "callbacks",
-               "datasets", "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers",
-               "load", "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads"]
+    __all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "CSVLogger", "Callback", "Constant",
+               "Cosine", "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "Input",
+               "KLDivergence", "LambdaCallback", "Loss", "ModelCheckpoint", "ModelFileError",
+               "Optimizer", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
+               "TrainingDivergedError", "__version__", "build_info", "callbacks", "datasets",
+               "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers", "load",
+               "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads"]

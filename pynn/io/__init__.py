@@ -1,5 +1,6 @@
 """Model files: `save` / `load` (portable .npz with a JSON header). Depends on the model layer,
 never the reverse."""
+from .checkpoint import ModelCheckpoint
 from .files import ModelFileError, load, save
 
-__all__ = ["ModelFileError", "load", "save"]
+__all__ = ["ModelCheckpoint", "ModelFileError", "load", "save"]

@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Callback", "EarlyStopping", "History", "LambdaCallback", "ProgressBar"]
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "History", "LambdaCallback", "Monitor",
+           "ProgressBar", "ReduceLROnPlateau", "TerminateOnNaN"]
 
 
 class Callback:
@@ -156,7 +157,53 @@ class History(Callback):
         return fig
 
 
-class EarlyStopping(Callback):
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+class Monitor:
+    """A logged metric to watch: its key, which direction is better and by how much (Keras'
+    ``monitor``, ``mode`` and ``min_delta``). `fit` checks before training that the key will be
+    logged."""
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto",
+                 min_delta: float = 0.0) -> None:
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
+        min_delta = float(min_delta)
+        if not math.isfinite(min_delta) or min_delta < 0:
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        self.min_delta = min_delta
+        self.mode = ("max" if "acc" in monitor or monitor.endswith("r2")
+                     else "min") if mode == "auto" else mode
+        self.best = self.worst()
+
+    def worst(self) -> float:
+        return math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def read(self, logs: dict | None, who: str) -> float:
+        logs = logs or {}
+        if self.monitor not in logs:
+            hint = " (pass validation_data or validation_split to fit)" \
+                if self.monitor.startswith("val_") else ""
+            raise ValueError(f"{who} monitors {self.monitor!r}, which this fit does not "
+                             f"produce{hint}; available: {sorted(logs)}")
+        return float(logs[self.monitor])
+
+
+class EarlyStopping(Callback, Monitor):
     """Stop training when a monitored metric stops improving.
 
     Parameters
@@ -187,27 +234,14 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False,
                  verbose: int = 0) -> None:
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)):
-            raise TypeError(f"patience must be an int, got {type(patience).__name__}")
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
-        min_delta = float(min_delta)
-        if not math.isfinite(min_delta) or min_delta < 0:
-            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor = monitor
-        self.patience = int(patience)
-        self.min_delta = min_delta
-        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        Monitor.__init__(self, monitor, mode, min_delta)
+        self.patience = _count(patience, "patience")
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose = verbose
         self._reset()
 
     def _reset(self) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = self.worst()
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
         self.wait = 0
@@ -216,20 +250,9 @@ class EarlyStopping(Callback):
     def on_train_begin(self, logs=None) -> None:
         self._reset()
 
-    def _improved(self, value: float) -> bool:
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        logs = logs or {}
-        if self.monitor not in logs:
-            hint = " (pass validation_data or validation_split to fit)" \
-                if self.monitor.startswith("val_") else ""
-            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this fit does not "
-                             f"produce{hint}; available: {sorted(logs)}")
-        value = float(logs[self.monitor])
-        if self._improved(value):
+        value = self.read(logs, "EarlyStopping")
+        if self.improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 if self._best_params is None:
@@ -272,6 +295,136 @@ class LambdaCallback(Callback):
                 if not callable(fn):
                     raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
                 setattr(self, name, fn)
+
+
+class ReduceLROnPlateau(Callback, Monitor):
+    """Divide the learning rate by 1/`factor` when a monitored metric stops improving (Keras).
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+    factor : float, default 0.1
+        New rate = rate * factor, in (0, 1).
+    patience : int, default 10
+        Epochs without improvement (by `min_delta`) before the rate is reduced.
+    min_delta : float, default 1e-4
+    cooldown : int, default 0
+        Epochs to wait after a reduction before counting again.
+    min_lr : float, default 0
+        The rate never goes below this.
+    mode : {"auto", "min", "max"}, default "auto"
+    verbose : int, default 0
+
+    The optimizer's learning rate must be a number (a schedule already decides the rate).
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
+                 mode: str = "auto", verbose: int = 0) -> None:
+        Monitor.__init__(self, monitor, mode, min_delta)
+        factor = float(factor)
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        min_lr = float(min_lr)
+        if not math.isfinite(min_lr) or min_lr < 0:
+            raise ValueError(f"min_lr must be a finite number >= 0, got {min_lr}")
+        self.factor, self.min_lr = factor, min_lr
+        self.patience = _count(patience, "patience")
+        self.cooldown = _count(cooldown, "cooldown")
+        self.verbose = verbose
+        self.wait = self.cooldown_left = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        if callable(self.model.optimizer.lr):
+            raise TypeError("ReduceLROnPlateau changes a numeric learning rate; this optimizer's "
+                            "is a schedule")
+        self.best, self.wait, self.cooldown_left = self.worst(), 0, 0
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        value = self.read(logs, "ReduceLROnPlateau")
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self.improved(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_left > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            opt = self.model.optimizer
+            new = max(opt.lr * self.factor, self.min_lr)
+            if new < opt.lr:
+                if self.verbose:
+                    print(f"ReduceLROnPlateau: epoch {epoch + 1}: learning rate {opt.lr:g} -> "
+                          f"{new:g}", file=sys.stderr)
+                opt.lr = new
+            self.cooldown_left, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Append every epoch's logs to a CSV file (Keras): a header ``epoch,<keys>``, then one
+    row per epoch, flushed as it is written.
+
+    Parameters
+    ----------
+    filename : str or path-like
+    separator : str, default ","
+    append : bool, default False
+        Continue an existing file (no second header) instead of starting a new one.
+    """
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",",
+                 append: bool = False) -> None:
+        if not isinstance(filename, (str, os.PathLike)):
+            raise TypeError(f"filename must be a str or path, got {type(filename).__name__}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator must be one character, got {separator!r}")
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        self._file = None
+        self._keys: list | None = None
+
+    def on_train_begin(self, logs=None) -> None:
+        resume = self.append and os.path.exists(self.filename) \
+            and os.path.getsize(self.filename) > 0
+        # open from the first epoch to the last; closed in on_train_end
+        self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
+        self._keys = None
+        if resume:
+            with open(self.filename, newline="") as f:
+                header = f.readline().rstrip("\r\n").split(self.separator)
+            self._keys = header[1:]
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        import csv
+
+        logs = logs or {}
+        writer = csv.writer(self._file, delimiter=self.separator)
+        if self._keys is None:
+            self._keys = sorted(logs)
+            writer.writerow(["epoch"] + self._keys)
+        writer.writerow([epoch] + [logs.get(k, "") for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_file"] = None
+        return state
+
+
+class TerminateOnNaN(Callback):
+    """Stop training cleanly when the loss becomes NaN or infinite (Keras).
+
+    Without it `fit` raises `pynn.TrainingDivergedError`; with it `fit` returns the history so
+    far (``history.stopped_early``), the weights at the last finite step either way.
+    """
+
+    terminates_on_nan = True
 
 
 class ProgressBar(Callback):

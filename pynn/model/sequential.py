@@ -640,6 +640,7 @@ class Sequential:
             callbacks.append(bar)
         for cb in callbacks:
             cb.set_model(self)
+        self._check_monitors(callbacks, loss_obj, val is not None)
         batch_hooks = [cb for cb in callbacks if overrides(cb, "on_batch_end")]
         if seed is None:
             seed = int(self.rng.integers(2**63))
@@ -662,16 +663,36 @@ class Sequential:
                   f"history.", file=sys.stderr)
         except TrainingDivergedError as exc:
             exc.history = history
-            for cb in callbacks:
-                if isinstance(cb, ProgressBar):
-                    cb.on_train_end()
-            raise
+            if not any(getattr(cb, "terminates_on_nan", False) for cb in callbacks):
+                for cb in callbacks:
+                    if isinstance(cb, ProgressBar):
+                        cb.on_train_end()
+                raise
+            history.stopped_early = True  # TerminateOnNaN: a clean stop, same weights
+            if rank_zero(comm):
+                print(f"TerminateOnNaN: {exc}", file=sys.stderr)
         finally:
             if get_num_threads() != previous_threads:
                 set_num_threads(previous_threads)
         for cb in callbacks:
             cb.on_train_end()
         return history
+
+    @staticmethod
+    def _check_monitors(callbacks: list, loss: _losses.Loss, validation: bool) -> None:
+        """A callback watching a metric this fit never logs fails now, not after an epoch.
+        (Keys fit does not know may come from another callback's logs: those are let be.)"""
+        logged = {"loss", "lr"} | ({"accuracy"} if loss.has_accuracy else set())
+        if validation:
+            logged |= {"val_" + k for k in logged - {"lr"}}
+        known = {"loss", "lr", "accuracy", "val_loss", "val_accuracy"}
+        for cb in callbacks:
+            monitor = getattr(cb, "monitor", None)
+            if isinstance(monitor, str) and monitor in known and monitor not in logged:
+                hint = " (pass validation_data or validation_split to fit)" \
+                    if monitor.startswith("val_") and not validation else ""
+                raise ValueError(f"{type(cb).__name__} monitors {monitor!r}, which this fit "
+                                 f"does not log{hint}; it logs {sorted(logged)}")
 
     def _fit_facts(self, X, target, weight, val, loss, opt, epochs, batch_size, shuffle,
                    seed) -> dict:
