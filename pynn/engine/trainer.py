@@ -17,6 +17,7 @@ deterministic, so the replay is bitwise the same; no copy is taken per step).
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -78,12 +79,15 @@ class Batches:
 
 
 class EpochResult:
-    """What an epoch reports: mean loss (sample-count weighted) and, if measured, accuracy."""
+    """What an epoch reports: mean loss (sample-count weighted), accuracy if measured, the
+    learning rate, and each metric's value."""
 
-    __slots__ = ("accuracy", "loss", "lr")
+    __slots__ = ("accuracy", "loss", "lr", "metrics")
 
-    def __init__(self, loss: float, accuracy: float | None, lr: float) -> None:
+    def __init__(self, loss: float, accuracy: float | None, lr: float,
+                 metrics: dict | None = None) -> None:
         self.loss, self.accuracy, self.lr = loss, accuracy, lr
+        self.metrics = metrics or {}
 
 
 class _StepBuffers:
@@ -124,11 +128,13 @@ class Trainer:
         Measure the training accuracy (when the loss has one).
     comm : mpi4py communicator, optional
         Data-parallel training over its ranks (see `pynn.engine.distributed`).
+    metrics : list of bound `pynn.nn.metrics.Metric`, optional
+        Updated with every batch's outputs (before its update), read at the end of the epoch.
     """
 
     def __init__(self, model: object, loss: Loss, optimizer: Optimizer | None = None, *,
                  penalty: L2 | None = None, accuracy: bool = True,
-                 comm: object = None) -> None:
+                 comm: object = None, metrics: list | None = None) -> None:
         self.dp = DataParallel(comm) if comm is not None else None
         self.layers = list(model.layers)
         self.params, self.grads, self.dtype = model.params, model.grads, model.dtype
@@ -140,6 +146,10 @@ class Trainer:
         if self.penalty is not None:
             self.penalty.bind(self.layers, self.dtype)
         self.accuracy = bool(accuracy) and loss.has_accuracy
+        self.metrics = list(metrics or [])
+        if self.metrics and comm is not None:
+            raise ValueError("metrics= are not reduced over ranks yet: train with comm= "
+                             "without them (loss and accuracy are global)")
         self._buffers: dict = {}
         self._checkpoint = np.empty_like(self.params)
         self._inference = Inference(self.layers, self.dtype)
@@ -230,6 +240,8 @@ class Trainer:
         np.copyto(self._checkpoint, self.params)
         opt.save_checkpoint()
         loader = _Loader(self, data, order)
+        for metric in self.metrics:
+            metric.reset()
         loss_sum = correct = 0.0
         for batch in range(data.count):
             xb, yb, wb, bufs = loader(batch)
@@ -250,7 +262,8 @@ class Trainer:
             self._diverged("an update made the weights non-finite", epoch, data.count - 1,
                            data.count, lr)
         opt.end_epoch()
-        return EpochResult(loss_sum / data.n, correct / data.n if self.accuracy else None, lr)
+        return EpochResult(loss_sum / data.n, correct / data.n if self.accuracy else None, lr,
+                           {m.name: m.result() for m in self.metrics})
 
     def _train_step(self, xb, yb, wb, bufs) -> tuple:
         """One update; (loss, correct predictions), or (None, 0) for a batch that weighs 0.
@@ -267,6 +280,8 @@ class Trainer:
         if not math.isfinite(value):
             return value, 0
         hits = self._hits(yb, bufs)
+        for metric in self.metrics:
+            metric.update(bufs.acts[-1], yb)
         if self.penalty is not None:
             value += self.penalty.add_gradient(batch_weight)
         self.optimizer.step(self.params, self.grads)
@@ -353,18 +368,25 @@ class Trainer:
         """Mean loss and accuracy over checked arrays (see `evaluate`); sharded over the ranks
         when data-parallel."""
         return evaluate(self._inference, self.loss, X, target, weight, accuracy=self.accuracy,
-                        dp=self.dp)
+                        dp=self.dp, metrics=[copy.deepcopy(m) for m in self.metrics])
 
 
 def evaluate(forward: Callable, loss: Loss, X: np.ndarray, target: np.ndarray,
              weight: np.ndarray | None = None, *, accuracy: bool = True,
-             dp: DataParallel | None = None) -> dict:
+             dp: DataParallel | None = None, metrics: list | None = None) -> dict:
     """``{"loss", "accuracy"}`` of a model's `forward` over checked arrays, in chunks.
 
     The loss is the mean weighted by the sample weights; chunks whose weights are all zero
     contribute nothing. No "accuracy" when the loss has none. With `dp`, each rank evaluates
-    its share of the rows and the sums are reduced (every rank gets the result).
+    its share of the rows and the sums are reduced (every rank gets the result). Each bound
+    metric in `metrics` adds its value under its name.
     """
+    metrics = list(metrics or [])
+    if metrics and dp is not None:
+        raise ValueError("metrics= are not reduced over ranks yet: evaluate with comm= "
+                         "without them")
+    for metric in metrics:
+        metric.reset()
     total_loss = total_weight = correct = 0.0
     n = X.shape[0]
     if dp is not None:
@@ -385,6 +407,8 @@ def evaluate(forward: Callable, loss: Loss, X: np.ndarray, target: np.ndarray,
         stop = min(start + CHUNK_ROWS, n)
         out = forward(X[start:stop])
         yb = target[start:stop]
+        for metric in metrics:
+            metric.update(out, yb)
         if accuracy:
             bufs = loss.accuracy_buffers(stop - start, out.shape[1])
             correct += loss.batch_accuracy(out, yb, bufs) * (stop - start)
@@ -398,6 +422,8 @@ def evaluate(forward: Callable, loss: Loss, X: np.ndarray, target: np.ndarray,
     result = {"loss": float(total_loss / total_weight) if total_weight > 0 else math.nan}
     if accuracy:
         result["accuracy"] = float(correct / n) if n else 0.0
+    for metric in metrics:
+        result[metric.name] = metric.result()
     return result
 
 

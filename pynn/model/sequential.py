@@ -37,6 +37,7 @@ from ..engine import (
     rank_zero,
 )
 from ..nn import losses as _losses
+from ..nn import metrics as _metrics
 from ..nn import optim as _optim
 from ..nn.layers import Dense, Input
 from .callbacks import Callback, History, ProgressBar, overrides
@@ -452,7 +453,8 @@ class Sequential:
         return loss.proba(self._outputs(X, batch_size))
 
     def evaluate(self, X: object, y: object, *, sample_weight: object = None,
-                 loss: str | _losses.Loss | None = None, comm: object = None) -> dict:
+                 loss: str | _losses.Loss | None = None, metrics: Sequence | None = None,
+                 comm: object = None) -> dict:
         """The loss (and accuracy, for classification losses) on (X, y).
 
         Returns
@@ -469,7 +471,8 @@ class Sequential:
         weight = None if sample_weight is None else _losses.prepare_sample_weight(
             sample_weight, X.shape[0], self.dtype)
         dp = None if comm is None else DataParallel(comm)
-        return evaluate(self._inference, loss_obj, X, target, weight, dp=dp)
+        return evaluate(self._inference, loss_obj, X, target, weight, dp=dp,
+                        metrics=self._metrics(metrics, loss_obj))
 
     # ---- training ------------------------------------------------------------------------------
     def compile(self, loss: str | _losses.Loss | None = None,
@@ -495,7 +498,7 @@ class Sequential:
             validation_split: float = 0.0, shuffle: bool = True, seed: int | None = None,
             verbose: int = 0, callbacks: Iterable[Callback] | None = None,
             sample_weight: object = None, class_weight: dict | str | None = None,
-            comm: object = None) -> History:
+            metrics: Sequence | None = None, comm: object = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -534,6 +537,10 @@ class Sequential:
             ``{class index: weight}`` (others weigh 1), or "balanced" (n_samples /
             (n_classes · count), scikit-learn's rule). For cross_entropy, kl_divergence and
             single-output binary_cross_entropy / hinge (classes 0 and 1).
+        metrics : list of str or Metric, optional
+            Reported every epoch besides the loss (and as ``val_<name>`` with validation data):
+            "accuracy", "top_k_accuracy", "f1", "auc", "mae", "mse", "r2" (see
+            `pynn.nn.metrics`). Classification losses report accuracy anyway.
         comm : mpi4py communicator, optional
             Data-parallel training over its ranks (e.g. ``MPI.COMM_WORLD``; launch with
             ``mpiexec -n N python -m mpi4py script.py``). Every rank passes the same arrays and
@@ -620,7 +627,9 @@ class Sequential:
             weight = per_sample.astype(self.dtype)
         if callable(opt.lr):
             opt.learning_rate()  # a broken schedule fails here, before any change
-        trainer = Trainer(self, loss_obj, opt, comm=comm)  # may raise: another model's optimizer
+        metric_objs = self._metrics(metrics, loss_obj)
+        trainer = Trainer(self, loss_obj, opt, comm=comm,  # may raise: another model's optimizer
+                          metrics=metric_objs)
         data = Batches(X, target, weight, batch_size, world=trainer.world)
         if comm is not None:
             trainer.synchronize(self._fit_facts(X, target, weight, val, loss_obj, opt, epochs,
@@ -640,7 +649,8 @@ class Sequential:
             callbacks.append(bar)
         for cb in callbacks:
             cb.set_model(self)
-        self._check_monitors(callbacks, loss_obj, val is not None)
+        self._check_monitors(callbacks, loss_obj, val is not None,
+                             [m.name for m in metric_objs])
         batch_hooks = [cb for cb in callbacks if overrides(cb, "on_batch_end")]
         if seed is None:
             seed = int(self.rng.integers(2**63))
@@ -679,13 +689,16 @@ class Sequential:
         return history
 
     @staticmethod
-    def _check_monitors(callbacks: list, loss: _losses.Loss, validation: bool) -> None:
+    def _check_monitors(callbacks: list, loss: _losses.Loss, validation: bool,
+                        metric_names: list) -> None:
         """A callback watching a metric this fit never logs fails now, not after an epoch.
         (Keys fit does not know may come from another callback's logs: those are let be.)"""
         logged = {"loss", "lr"} | ({"accuracy"} if loss.has_accuracy else set())
+        logged |= set(metric_names)
         if validation:
             logged |= {"val_" + k for k in logged - {"lr"}}
-        known = {"loss", "lr", "accuracy", "val_loss", "val_accuracy"}
+        known = {"loss", "lr"} | set(_metrics.METRICS)
+        known |= {"val_" + k for k in known}
         for cb in callbacks:
             monitor = getattr(cb, "monitor", None)
             if isinstance(monitor, str) and monitor in known and monitor not in logged:
@@ -693,6 +706,25 @@ class Sequential:
                     if monitor.startswith("val_") and not validation else ""
                 raise ValueError(f"{type(cb).__name__} monitors {monitor!r}, which this fit "
                                  f"does not log{hint}; it logs {sorted(logged)}")
+
+    def _metrics(self, metrics: object, loss: _losses.Loss) -> list:
+        """Bound metric objects (accuracy left to the built-in one of classification losses)."""
+        if metrics is None:
+            return []
+        if isinstance(metrics, (str, _metrics.Metric)):
+            metrics = [metrics]
+        try:
+            metrics = list(metrics)
+        except TypeError:
+            raise TypeError(f"metrics must be a list of names or Metric objects, got "
+                            f"{type(metrics).__name__}") from None
+        bound = []
+        for m in metrics:
+            metric = _metrics.get(m)
+            if metric.name == "accuracy" and loss.has_accuracy:
+                continue
+            bound.append(copy.deepcopy(metric).bind(loss, self.out_features))
+        return bound
 
     def _fit_facts(self, X, target, weight, val, loss, opt, epochs, batch_size, shuffle,
                    seed) -> dict:
@@ -747,11 +779,10 @@ class Sequential:
             logs = {"loss": result.loss}
             if has_acc:
                 logs["accuracy"] = result.accuracy
+            logs.update(result.metrics)
             if val is not None:
                 scores = trainer.evaluate(*val)
-                logs["val_loss"] = scores["loss"]
-                if has_acc:
-                    logs["val_accuracy"] = scores["accuracy"]
+                logs.update({"val_" + key: value for key, value in scores.items()})
             logs["lr"] = result.lr
             self.epochs_trained += 1
             for cb in callbacks:

@@ -4,11 +4,11 @@ Each concept is one table of names (``layers.ACTIVATIONS``, ``losses.LOSSES``,
 ``optim.OPTIMIZERS``) over the compiled kernels in `pynn.ops`; nothing here trains (that is
 `pynn.engine`) or owns a model's numbers (that is `pynn.model`).
 """
-from . import init, layers, losses, optim
+from . import init, layers, losses, metrics, optim
 from .layers import Dense, Input
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Hinge, KLDivergence, Loss
 from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay
 
 __all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Constant", "Cosine", "CrossEntropy",
-           "Dense", "Hinge", "Input", "KLDivergence", "Loss", "Optimizer", "StepDecay", "init", "layers",
-           "losses", "optim"]
+           "Dense", "Hinge", "Input", "KLDivergence", "Loss", "Optimizer", "StepDecay", "init",
+           "layers", "losses", "metrics", "optim"]
