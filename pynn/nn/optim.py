@@ -19,7 +19,8 @@ import numpy as np
 
 from .. import ops
 
-__all__ = ["SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay", "get"]
+__all__ = ["SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay", "Warmup",
+           "get"]
 
 LearningRate = Union[float, Callable[[int], float]]
 
@@ -54,9 +55,18 @@ def _non_negative(value: object, name: str) -> float:
     return value
 
 
+def _per(per: object) -> str:
+    if per not in ("epoch", "step"):
+        raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
+    return per
+
+
 # ---- schedules ---------------------------------------------------------------------------------
 class Schedule:
-    """A learning rate as a function of the epoch index (0-based)."""
+    """A learning rate as a function of the epoch index (0-based), or of the step index when
+    ``per == "step"`` (then evaluated before every update)."""
+
+    per = "epoch"
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError
@@ -95,7 +105,8 @@ class Constant(Schedule):
 class StepDecay(Schedule):
     """lr · gamma^(epoch // step_size): divide the rate every `step_size` epochs."""
 
-    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1, per: str = "epoch") -> None:
+        self.per = _per(per)
         self.lr = _positive(lr, "lr")
         if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)):
             raise TypeError(f"step_size must be an int, got {type(step_size).__name__}")
@@ -108,7 +119,11 @@ class StepDecay(Schedule):
         return self.lr * self.gamma ** (epoch // self.step_size)
 
     def get_config(self) -> dict:
-        return {"name": "step", "lr": self.lr, "step_size": self.step_size, "gamma": self.gamma}
+        config = {"name": "step", "lr": self.lr, "step_size": self.step_size,
+                  "gamma": self.gamma}
+        if self.per != "epoch":
+            config["per"] = self.per
+        return config
 
 
 class Cosine(Schedule):
@@ -118,7 +133,8 @@ class Cosine(Schedule):
     keep the last value lr(epochs - 1) (so the rate never reaches an invalid 0).
     """
 
-    def __init__(self, lr: float, epochs: int, min_lr: float = 0.0) -> None:
+    def __init__(self, lr: float, epochs: int, min_lr: float = 0.0, per: str = "epoch") -> None:
+        self.per = _per(per)
         self.lr = _positive(lr, "lr")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)):
             raise TypeError(f"epochs must be an int, got {type(epochs).__name__}")
@@ -136,10 +152,55 @@ class Cosine(Schedule):
                                                                            / self.epochs))
 
     def get_config(self) -> dict:
-        return {"name": "cosine", "lr": self.lr, "epochs": self.epochs, "min_lr": self.min_lr}
+        config = {"name": "cosine", "lr": self.lr, "epochs": self.epochs, "min_lr": self.min_lr}
+        if self.per != "epoch":
+            config["per"] = self.per
+        return config
 
 
-_SCHEDULES = {"constant": Constant, "step": StepDecay, "cosine": Cosine}
+class Warmup(Schedule):
+    """Linear warm-up over the first `steps` updates, then `after` (a number, or a schedule of
+    the step index): ``lr(t) = after(t) * (start + (1 - start) * (t + 1) / steps)`` for
+    t < steps. Evaluated per step.
+
+    Parameters
+    ----------
+    after : float or Schedule
+        The rate once warm (a per-step schedule, e.g. ``Cosine(0.1, epochs=10000, per="step")``,
+        is read at the same step index).
+    steps : int
+        Updates the warm-up lasts (>= 1).
+    start : float, default 0
+        Fraction of the rate at which it starts, in [0, 1).
+    """
+
+    per = "step"
+
+    def __init__(self, after: float | Schedule, steps: int, start: float = 0.0) -> None:
+        if isinstance(after, Schedule):
+            if after.per != "step":
+                raise ValueError("Warmup runs per step: give it a number or a schedule with "
+                                 "per='step'")
+            self.after = after
+        else:
+            self.after = _positive(after, "after")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        self.steps = int(steps)
+        self.start = _unit_interval(start, "start")
+
+    def __call__(self, step: int) -> float:
+        base = self.after(step) if callable(self.after) else self.after
+        if step >= self.steps:
+            return base
+        return base * (self.start + (1.0 - self.start) * (step + 1) / self.steps)
+
+    def get_config(self) -> dict:
+        after = self.after.get_config() if isinstance(self.after, Schedule) else self.after
+        return {"name": "warmup", "after": after, "steps": self.steps, "start": self.start}
+
+
+_SCHEDULES = {"constant": Constant, "step": StepDecay, "cosine": Cosine, "warmup": Warmup}
 
 
 def schedule_from_config(config: dict) -> Schedule:
@@ -147,6 +208,8 @@ def schedule_from_config(config: dict) -> Schedule:
     name = config.pop("name", None)
     if name not in _SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {name!r}")
+    if isinstance(config.get("after"), dict):
+        config["after"] = schedule_from_config(config["after"])
     return _SCHEDULES[name](**config)
 
 
@@ -238,9 +301,16 @@ class Optimizer:
         self.iterations = 0
 
     # -- learning rate -----------------------------------------------------------------------
+    @property
+    def per_step(self) -> bool:
+        """Whether the learning rate is a schedule of the step index (evaluated every step)."""
+        return getattr(self.lr, "per", "epoch") == "step"
+
     def learning_rate(self, epoch: int | None = None) -> float:
-        """The learning rate at `epoch` (default: the current epoch), validated."""
-        epoch = self.epoch if epoch is None else epoch
+        """The learning rate at `epoch` (default: the current epoch; for a per-step schedule,
+        the step index, default the next step), validated."""
+        if epoch is None:
+            epoch = self.iterations if self.per_step else self.epoch
         if not callable(self.lr):
             return self.lr
         value = self.lr(epoch)
@@ -255,9 +325,13 @@ class Optimizer:
         return value
 
     def begin_epoch(self) -> float:
-        """Fix the learning rate of the epoch about to run (the schedule's value); returns it."""
-        self._current_lr = self.learning_rate(self.epoch)
-        return self._current_lr
+        """Fix the learning rate of the epoch about to run (the schedule's value); returns it.
+        A per-step schedule is read again before every step (this is its first value)."""
+        self._current_lr = None if self.per_step else self.learning_rate(self.epoch)
+        return self.learning_rate()
+
+    def _step_lr(self) -> float:
+        return self._current_lr if self._current_lr is not None else self.learning_rate()
 
     def end_epoch(self) -> None:
         self.epoch += 1
@@ -373,7 +447,7 @@ class SGD(Optimizer):
         return ("velocity",) if self.momentum > 0 else ()
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
-        lr = self._current_lr if self._current_lr is not None else self.learning_rate()
+        lr = self._step_lr()
         ops.sgd_step(params, grads, self._state.get("velocity"), lr=lr,
                      momentum=self.momentum, nesterov=self.nesterov,
                      weight_decay=self.weight_decay)
@@ -434,7 +508,7 @@ class Adam(Optimizer):
         self.weight_decay = _non_negative(weight_decay, "weight_decay")
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
-        lr = self._current_lr if self._current_lr is not None else self.learning_rate()
+        lr = self._step_lr()
         self.iterations += 1
         eps = self.eps
         if self.epsilon_hat:
