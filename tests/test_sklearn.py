@@ -449,7 +449,7 @@ def test_verbose_reports_progress(small_multiclass, capsys):
 def test_bad_parameters_and_divergence(small_multiclass):
     X, y = small_multiclass
     with pytest.raises(ValueError, match="solver"):
-        MLPClassifier(solver="lbfgs").fit(X, y)
+        MLPClassifier(solver="newton").fit(X, y)
     with pytest.raises(ValueError, match="dtype"):
         MLPClassifier(dtype="int32").fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes"):

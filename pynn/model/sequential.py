@@ -36,6 +36,7 @@ from ..engine import (
     evaluate,
     rank_zero,
 )
+from ..engine.lbfgs import run_lbfgs
 from ..nn import losses as _losses
 from ..nn import metrics as _metrics
 from ..nn import optim as _optim
@@ -628,6 +629,9 @@ class Sequential:
         if callable(opt.lr):
             opt.learning_rate()  # a broken schedule fails here, before any change
         metric_objs = self._metrics(metrics, loss_obj)
+        if isinstance(opt, _optim.LBFGS) and comm is not None:
+            raise ValueError("L-BFGS trains in one process: fit without comm= (or with SGD/Adam "
+                             "for data-parallel training)")
         trainer = Trainer(self, loss_obj, opt, comm=comm,  # may raise: another model's optimizer
                           metrics=metric_objs)
         data = Batches(X, target, weight, batch_size, world=trainer.world)
@@ -665,8 +669,11 @@ class Sequential:
         try:
             if comm is not None:  # never oversubscribe the cores the ranks share
                 set_num_threads(min(previous_threads, trainer.dp.threads_per_rank()))
-            self._train_epochs(trainer, data, order, rng, val, epochs, callbacks, batch_hooks,
-                               history)
+            if isinstance(opt, _optim.LBFGS):
+                self._train_lbfgs(trainer, data, val, epochs, callbacks, history)
+            else:
+                self._train_epochs(trainer, data, order, rng, val, epochs, callbacks,
+                                   batch_hooks, history)
         except KeyboardInterrupt:
             history.interrupted = True
             print(f"\nTraining interrupted: {len(history.epoch)} complete epoch(s) kept in the "
@@ -790,6 +797,38 @@ class Sequential:
             if self.stop_training:
                 history.stopped_early = True
                 break
+
+    def _train_lbfgs(self, trainer: Trainer, data: Batches, val: tuple | None, epochs: int,
+                     callbacks: list, history: History) -> None:
+        """Full-batch L-BFGS: every iteration is an epoch for the history and callbacks."""
+        opt = trainer.optimizer
+
+        def on_iteration(iteration: int, loss: float) -> None:
+            epoch = self.epochs_trained
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            logs = {"loss": loss}
+            if trainer.accuracy or trainer.metrics:
+                scores = trainer.evaluate(data.X, data.target, data.weight)
+                logs.update({k: v for k, v in scores.items() if k != "loss"})
+            if val is not None:
+                scores = trainer.evaluate(*val)
+                logs.update({"val_" + key: value for key, value in scores.items()})
+            self.epochs_trained += 1
+            opt.epoch += 1
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                history.stopped_early = True
+                raise StopIteration
+
+        if epochs == 0:
+            return
+        result = run_lbfgs(trainer, data.X, data.target, data.weight, max_iter=epochs,
+                           max_fun=opt.max_fun, tol=opt.tol, on_iteration=on_iteration)
+        if not (np.isfinite(result.fun) and ops.all_finite(self.params)):
+            raise TrainingDivergedError(f"L-BFGS ended at a non-finite loss ({result.fun}): "
+                                        f"{result.message}", self.epochs_trained, 1)
 
     # ---- copying, pickling ---------------------------------------------------------------------
     def __getstate__(self) -> dict:

@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import ops
 
-__all__ = ["SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay", "Warmup",
-           "get"]
+__all__ = ["LBFGS", "SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay",
+           "Warmup", "get"]
 
 LearningRate = Union[float, Callable[[int], float]]
 
@@ -533,7 +533,43 @@ class Adam(Optimizer):
         return config
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+class LBFGS(Optimizer):
+    """Full-batch L-BFGS (scipy's L-BFGS-B, as scikit-learn's ``solver="lbfgs"``).
+
+    ``model.fit(X, y, optimizer=pynn.optim.LBFGS(), epochs=N)`` runs up to N iterations over the
+    whole data (batch_size and shuffle do not apply); every iteration is an "epoch" for the
+    history and the callbacks.
+
+    Parameters
+    ----------
+    tol : float, default 1e-5
+        Stop when the largest gradient component falls below it (scipy's ``gtol``).
+    max_fun : int, default 15000
+        Most evaluations of the loss and its gradient (one forward and backward each).
+    """
+
+    name = "lbfgs"
+
+    def __init__(self, tol: float = 1e-5, max_fun: int = 15000) -> None:
+        super().__init__(1.0)
+        self.tol = _positive(tol, "tol")
+        if isinstance(max_fun, bool) or not isinstance(max_fun, (int, np.integer)) \
+                or max_fun < 1:
+            raise ValueError(f"max_fun must be an int >= 1, got {max_fun!r}")
+        self.max_fun = int(max_fun)
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        raise TypeError("L-BFGS takes whole full-batch fits, not single steps: pass it to "
+                        "fit(optimizer=...)")
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "tol": self.tol, "max_fun": self.max_fun}
+
+    def _public_config(self) -> dict:
+        return {"tol": self.tol, "max_fun": self.max_fun}
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "lbfgs": LBFGS}
 
 
 def get(optimizer: str | Optimizer | dict) -> Optimizer:

@@ -26,7 +26,8 @@ Beyond scikit-learn:
 writing into them changes the model. Assigning new arrays (``est.coefs_ = [...]``) is picked up
 by the next predict / warm-start fit / partial_fit (shapes are checked).
 
-Not supported: solver='lbfgs' (and its max_fun), loss='poisson' for the regressor.
+solver='lbfgs' (with max_fun) runs scipy's L-BFGS-B on pynn's full-batch forward and backward.
+Not supported: loss='poisson' for the regressor.
 
 scikit-learn is an optional dependency: ``pip install scikit-learn``.
 """
@@ -65,6 +66,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without scikit-
 from .. import ops
 from .._platform import get_num_threads, set_num_threads
 from ..engine import Batches, DataParallel, Trainer, TrainingDivergedError, rank_zero
+from ..engine.lbfgs import run_lbfgs
 from ..model import Sequential
 from ..nn.layers import Dense
 from ..nn.optim import SGD, Adam
@@ -128,6 +130,12 @@ class _Progress:
             self._bar = None
 
 
+def _stochastic_only(estimator) -> None:
+    if estimator.solver == "lbfgs":
+        raise AttributeError("partial_fit is only available for stochastic optimizers. lbfgs "
+                             "is not stochastic.")
+
+
 def _hidden_sizes(hidden_layer_sizes) -> list:
     sizes = hidden_layer_sizes
     if not hasattr(sizes, "__iter__"):
@@ -147,7 +155,7 @@ class _BaseMLP(BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"sgd", "adam"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -167,6 +175,7 @@ class _BaseMLP(BaseEstimator):
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dtype": [StrOptions({"auto", "float32", "float64"}), type, np.dtype],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
@@ -243,7 +252,13 @@ class _BaseMLP(BaseEstimator):
         if n_threads is None and comm is not None:  # never oversubscribe the shared cores
             n_threads = min(get_num_threads(), DataParallel(comm).threads_per_rank())
         with _thread_limit(n_threads):
-            self._fit_stochastic(X, y, sample_weight, incremental, first_pass, comm)
+            if self.solver == "lbfgs":
+                if comm is not None:
+                    raise ValueError("solver='lbfgs' trains in one process: fit without comm= "
+                                     "(or use solver='sgd'/'adam' for data-parallel training)")
+                self._fit_lbfgs(X, y, sample_weight)
+            else:
+                self._fit_stochastic(X, y, sample_weight, incremental, first_pass, comm)
         if not ops.all_finite(self._network.params):
             raise ValueError(_NON_FINITE)
         return self
@@ -276,6 +291,8 @@ class _BaseMLP(BaseEstimator):
         self._bind_views()
         self._best_params = net.params.copy()
         self._lr_init = None
+        if self.solver == "lbfgs":  # as scikit-learn: no curve, no stopping state
+            return
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -373,6 +390,19 @@ class _BaseMLP(BaseEstimator):
                               comm=comm)
             self._trainer = trainer
         return trainer
+
+    def _fit_lbfgs(self, X, y, sample_weight) -> None:
+        """scipy's L-BFGS-B on pynn's full-batch forward and backward (the engine's
+        `run_lbfgs`; loss and L2 as the stochastic solvers have them)."""
+        from sklearn.utils.optimize import _check_optimize_result
+
+        trainer = Trainer(self._network, ScikitLearnLoss(self.out_activation_, self.n_outputs_),
+                          penalty=L2(self.alpha, per_sample=True), accuracy=False)
+        weight = None if sample_weight is None else np.ascontiguousarray(sample_weight)
+        result = run_lbfgs(trainer, X, self._encode_target(y), weight, max_iter=self.max_iter,
+                           max_fun=self.max_fun, tol=self.tol)
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = float(result.fun)
 
     def _fit_stochastic(self, X, y, sample_weight, incremental, first_pass,
                         comm=None) -> None:
@@ -683,7 +713,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  class_weight=None, dtype="auto", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -707,6 +737,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.class_weight = class_weight
         self.dtype = dtype
         self.n_threads = n_threads
@@ -841,6 +872,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return log_p
 
     def partial_fit(self, X, y, sample_weight=None, classes=None):
+        _stochastic_only(self)
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
@@ -896,7 +928,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype="auto", n_threads=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -921,6 +953,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
         self.n_threads = n_threads
 
@@ -959,6 +992,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return y.ravel() if y.shape[1] == 1 else y
 
     def partial_fit(self, X, y, sample_weight=None):
+        _stochastic_only(self)
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
