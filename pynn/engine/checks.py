@@ -15,9 +15,21 @@ from ..nn.losses import Loss
 __all__ = ["as_inputs", "check_loss_fits", "check_trainable", "class_sample_weights"]
 
 
+#: Rows per chunk when a memory-mapped input is checked (and cast) piece by piece.
+_SCAN_ROWS = 8192
+
+
 def as_inputs(X: object, n_features: int, dtype: np.dtype, name: str = "X",
               allow_empty: bool = True) -> np.ndarray:
-    """X as a C-contiguous, aligned (n, n_features) array of `dtype`, finite after the cast."""
+    """X as a C-contiguous, aligned (n, n_features) array of `dtype`, finite after the cast.
+
+    A memory-mapped array (`np.memmap`, `np.load(..., mmap_mode="r")`) is never copied whole: it
+    is checked chunk by chunk and returned as it is (in its own dtype when that differs; the
+    engine then casts each batch as it reads it).
+    """
+    if isinstance(X, np.memmap) and X.ndim == 2 and X.shape[1] == n_features \
+            and X.dtype.kind in "biuf" and X.flags.c_contiguous and X.flags.aligned:
+        return _checked_map(X, dtype, name, allow_empty)
     if not (type(X) is np.ndarray and X.dtype is dtype and X.ndim == 2
             and X.shape[1] == n_features and X.flags.c_contiguous and X.flags.aligned):
         X = _convert(X, n_features, dtype, name)
@@ -26,6 +38,21 @@ def as_inputs(X: object, n_features: int, dtype: np.dtype, name: str = "X",
     if not ops.all_finite(X):
         raise ValueError(f"{name} contains NaN or inf (after conversion to {dtype.name})")
     return X
+
+
+def _checked_map(X: np.memmap, dtype: np.dtype, name: str, allow_empty: bool) -> np.ndarray:
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} must contain at least one sample, got shape {X.shape}")
+    view = X.view(np.ndarray)  # the same mapped pages, without memmap's per-slice overhead
+    for start in range(0, view.shape[0], _SCAN_ROWS):
+        chunk = view[start:start + _SCAN_ROWS]
+        if chunk.dtype != dtype:
+            with np.errstate(over="ignore", invalid="ignore"):
+                chunk = chunk.astype(dtype)
+        if not ops.all_finite(chunk):
+            raise ValueError(f"{name} contains NaN or inf (after conversion to {dtype.name}), "
+                             f"in rows {start} to {start + len(chunk) - 1}")
+    return view
 
 
 def _convert(X: object, n_features: int, dtype: np.dtype, name: str) -> np.ndarray:

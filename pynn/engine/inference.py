@@ -34,13 +34,16 @@ class Inference:
         self._lock = threading.Lock()
 
     def __call__(self, X: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-        """Raw outputs of checked X (C-contiguous, the model's dtype), shape (n, outputs),
-        computed `chunk_rows` rows at a time."""
+        """Raw outputs of checked X (C-contiguous; the model's dtype, or a memory map's own,
+        cast chunk by chunk), shape (n, outputs), computed `chunk_rows` rows at a time."""
         n = X.shape[0]
         out = np.empty((n, self._n_out), self._dtype)
         for start in range(0, n, chunk_rows):
             stop = min(start + chunk_rows, n)
-            self._forward_into(X[start:stop], out[start:stop])
+            chunk = X[start:stop]
+            if chunk.dtype != self._dtype:  # a memory-mapped input in its own dtype
+                chunk = chunk.astype(self._dtype)
+            self._forward_into(chunk, out[start:stop])
         return out
 
     def _new_buffers(self, n: int) -> list:

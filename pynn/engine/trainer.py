@@ -93,11 +93,15 @@ class EpochResult:
 class _StepBuffers:
     """Everything a step at batch size m writes into, with the network bound to it."""
 
-    __slots__ = ("acc", "acts", "deltas", "network", "w", "x", "y")
+    __slots__ = ("acc", "acts", "deltas", "network", "raw", "w", "x", "y")
 
     def __init__(self, layers: Sequence, dtype: np.dtype, m: int, target: np.ndarray,
-                 gather: bool, weighted: bool, loss: Loss, accuracy: bool) -> None:
+                 gather: bool, weighted: bool, loss: Loss, accuracy: bool,
+                 raw_dtype: np.dtype | None = None) -> None:
         self.x = np.empty((m, layers[0].in_features), dtype) if gather else None
+        # inputs stored in another dtype (a memory-mapped file): rows land here, then are cast
+        self.raw = None if raw_dtype is None or raw_dtype == dtype else \
+            np.empty((m, layers[0].in_features), raw_dtype)
         self.y = np.empty((m,) + target.shape[1:], target.dtype) if gather else None
         self.w = np.empty(m, dtype) if gather and weighted else None
         self.acts = [np.empty((m, layer.out_features), dtype) for layer in layers]
@@ -175,14 +179,14 @@ class Trainer:
 
     # ---- one batch ---------------------------------------------------------------------------
     def _step_buffers(self, m: int, target: np.ndarray, gather: bool,
-                      weighted: bool) -> _StepBuffers:
-        key = (m, target.shape[1:], target.dtype, gather, weighted)
+                      weighted: bool, raw_dtype: np.dtype | None = None) -> _StepBuffers:
+        key = (m, target.shape[1:], target.dtype, gather, weighted, raw_dtype)
         bufs = self._buffers.get(key)
         if bufs is None:
             if len(self._buffers) >= _MAX_CACHED_SIZES:
                 self._buffers.pop(next(iter(self._buffers)))
             bufs = _StepBuffers(self.layers, self.dtype, m, target, gather, weighted, self.loss,
-                                self.accuracy)
+                                self.accuracy, raw_dtype)
             self._buffers[key] = bufs
         return bufs
 
@@ -433,14 +437,17 @@ def _weight_sum(weight: np.ndarray | None, n: int) -> float:
 
 class _Loader:
     """Batch k of an epoch: slices of the data, or its rows gathered in the epoch's order; with
-    several ranks, this rank's part of global batch k."""
+    several ranks, this rank's part of global batch k. Inputs stored in another dtype (a
+    memory-mapped file) are gathered in theirs and cast batch by batch."""
 
-    __slots__ = ("data", "dp", "full", "order", "trainer")
+    __slots__ = ("data", "dp", "full", "gather", "order", "raw_dtype", "trainer")
 
     def __init__(self, trainer: Trainer, data: Batches, order: np.ndarray | None) -> None:
         self.data, self.order, self.dp, self.trainer = data, order, trainer.dp, trainer
-        self.full = trainer._step_buffers(data.size, data.target, order is not None,
-                                          data.weight is not None)
+        self.raw_dtype = None if data.X.dtype == trainer.dtype else data.X.dtype
+        self.gather = order is not None or self.raw_dtype is not None
+        self.full = trainer._step_buffers(data.size, data.target, self.gather,
+                                          data.weight is not None, self.raw_dtype)
 
     def global_rows(self, batch: int) -> int:
         """Rows of global batch k (over every rank)."""
@@ -458,12 +465,17 @@ class _Loader:
             return (data.X[:0], data.target[:0], None if data.weight is None
                     else data.weight[:0], None)
         bufs = self.full if m == data.size else self.trainer._step_buffers(
-            m, data.target, self.order is not None, data.weight is not None)
-        if self.order is None:
+            m, data.target, self.gather, data.weight is not None, self.raw_dtype)
+        if not self.gather:
             return (data.X[start:stop], data.target[start:stop],
                     None if data.weight is None else data.weight[start:stop], bufs)
-        idx = self.order[start:stop]
-        ops.gather_rows(data.X, idx, bufs.x)
+        idx = self.order[start:stop] if self.order is not None else \
+            np.arange(start, stop, dtype=np.int64)
+        if bufs.raw is None:
+            ops.gather_rows(data.X, idx, bufs.x)
+        else:
+            ops.gather_rows(data.X, idx, bufs.raw)
+            np.copyto(bufs.x, bufs.raw, casting="unsafe")
         ops.gather_rows(data.target, idx, bufs.y)
         if bufs.w is not None:
             ops.gather_rows(data.weight, idx, bufs.w)
