@@ -328,6 +328,43 @@ class Trainer:
         self.optimizer.step(self.params, self.grads)
         return value, total[2]
 
+    def run_stream(self, batches, *, epoch: int = 0, on_batch: Callable | None = None,
+                   ) -> EpochResult:
+        """One pass over checked ``(X, target, weight)`` batches from an iterator (a generator
+        that cannot be replayed): the weights are copied before each step, so a step that
+        makes them non-finite is undone before `TrainingDivergedError` is raised."""
+        opt = self.optimizer
+        lr = opt.begin_epoch()
+        for metric in self.metrics:
+            metric.reset()
+        previous = self._checkpoint
+        loss_sum = correct = 0.0
+        n = 0
+        for batch, (xb, yb, wb) in enumerate(batches):
+            bufs = self._step_buffers(xb.shape[0], yb, False, wb is not None)
+            np.copyto(previous, self.params)
+            opt.save_checkpoint()
+            value, hits = self._train_step(xb, yb, wb, bufs)
+            if value is None:
+                continue
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value}", epoch, batch, batch + 1, lr)
+            if not (ops.all_finite(self.params) and opt.state_finite()):
+                np.copyto(self.params, previous)
+                opt.restore_checkpoint()
+                self._diverged("an update made the weights non-finite", epoch, batch,
+                               batch + 1, lr)
+            n += xb.shape[0]
+            correct += hits
+            loss_sum += value * xb.shape[0]
+            if on_batch is not None:
+                on_batch(batch, xb.shape[0], loss_sum, correct, n)
+        if n == 0:
+            raise ValueError(f"epoch {epoch + 1} got no batches from the data source")
+        opt.end_epoch()
+        return EpochResult(loss_sum / n, correct / n if self.accuracy else None, lr,
+                           {m.name: m.result() for m in self.metrics})
+
     # ---- divergence --------------------------------------------------------------------------
     def _recover(self, bad_batch: int, loader: _Loader) -> None:
         """Leave the weights and optimizer state at the last step that kept them finite.

@@ -102,6 +102,22 @@ def _one_fit_at_a_time(fit):
     return guarded
 
 
+def _peek_build(model: Sequential, source: Iterable) -> Iterable:
+    """Build an unbuilt model from the first batch of `source`; the batch is not lost."""
+    iterator = iter(source)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise ValueError("the data source gave no batches") from None
+    if isinstance(first, tuple) and first:
+        model._check_X(first[0], "X of batch 0 of epoch 1", allow_empty=False)
+
+    def chained():
+        yield first
+        yield from iterator
+    return chained() if iterator is source else source
+
+
 class Sequential:
     """A feed-forward network: Dense layers applied in order.
 
@@ -493,21 +509,26 @@ class Sequential:
         return self
 
     @_one_fit_at_a_time
-    def fit(self, X: object, y: object, *, loss: str | _losses.Loss | None = None,
+    def fit(self, X: object, y: object = None, *, loss: str | _losses.Loss | None = None,
             optimizer: str | _optim.Optimizer | None = None, epochs: int = 1,
             batch_size: int | None = 32, validation_data: tuple | None = None,
             validation_split: float = 0.0, shuffle: bool = True, seed: int | None = None,
             verbose: int = 0, callbacks: Iterable[Callback] | None = None,
             sample_weight: object = None, class_weight: dict | str | None = None,
-            metrics: Sequence | None = None, comm: object = None) -> History:
+            metrics: Sequence | None = None, comm: object = None,
+            steps_per_epoch: int | None = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
         ----------
-        X : array of shape (n, in_features)
-            Inputs (any real dtype; converted once to the model's dtype).
+        X : array of shape (n, in_features), or an iterable of batches
+            Inputs (any real dtype; converted once to the model's dtype; a memory-mapped
+            array is read batch by batch). Or, with y None, batches ``(X, y)`` or
+            ``(X, y, sample_weight)`` from an iterable (a list, a generator, a
+            `pynn.datasets`-style loader): each is checked as it arrives (a bad one is an
+            error naming it, the model left at the last finished step).
         y : array
-            Targets in the loss's form (see `pynn.losses`).
+            Targets in the loss's form (see `pynn.losses`); None with batches in X.
         loss : str or Loss, optional
             Defaults to the loss of the previous fit/compile.
         optimizer : str or Optimizer, optional
@@ -542,6 +563,10 @@ class Sequential:
             Reported every epoch besides the loss (and as ``val_<name>`` with validation data):
             "accuracy", "top_k_accuracy", "f1", "auc", "mae", "mse", "r2" (see
             `pynn.nn.metrics`). Classification losses report accuracy anyway.
+        steps_per_epoch : int, optional
+            With batches from an iterable: batches per epoch (Keras' meaning). Without it an
+            epoch runs until the iterable ends (so a generator must be given afresh, or the
+            iterable be re-iterable, for more than one epoch).
         comm : mpi4py communicator, optional
             Data-parallel training over its ranks (e.g. ``MPI.COMM_WORLD``; launch with
             ``mpiexec -n N python -m mpi4py script.py``). Every rank passes the same arrays and
@@ -595,6 +620,15 @@ class Sequential:
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
 
+        steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch", 1, allow_none=True)
+        if y is None:
+            if isinstance(X, np.ndarray) or not isinstance(X, Iterable):
+                raise TypeError("fit needs y, unless X is an iterable of (X, y) batches")
+            if comm is not None or isinstance(opt, _optim.LBFGS):
+                raise ValueError("batches from an iterable train in one process with a "
+                                 "stochastic optimizer (not with comm= or L-BFGS)")
+            return self._fit_stream(X, steps_per_epoch, loss_obj, opt, epochs, callbacks,
+                                    verbose, validation_data, metrics)
         X = self._check_X(X, "X", allow_empty=False)
         n = X.shape[0]
         target = loss_obj.prepare_target(y, n, self.out_features, self.dtype, "y")
@@ -797,6 +831,108 @@ class Sequential:
             if self.stop_training:
                 history.stopped_early = True
                 break
+
+    def _stream(self, source: Iterable, steps: int | None, loss: _losses.Loss, epoch: int,
+                what: str = "batch"):
+        """Checked (X, target, weight) batches from a user's iterable."""
+        iterator = iter(source)
+        k = 0
+        while steps is None or k < steps:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                if steps is not None:
+                    raise ValueError(f"the data source ran out after {k} {what}es in epoch "
+                                     f"{epoch + 1}, steps_per_epoch is {steps}") from None
+                return
+            where = f"{what} {k} of epoch {epoch + 1}"
+            if not isinstance(item, tuple) or len(item) not in (2, 3):
+                raise TypeError(f"{where}: expected a tuple (X, y) or (X, y, sample_weight), "
+                                f"got {type(item).__name__}")
+            X = self._check_X(item[0], f"X of {where}", allow_empty=False)
+            target = loss.prepare_target(item[1], X.shape[0], self.out_features, self.dtype,
+                                         f"y of {where}")
+            weight = None
+            if len(item) == 3 and item[2] is not None:
+                weight = _losses.prepare_sample_weight(item[2], X.shape[0], self.dtype,
+                                                       f"sample_weight of {where}")
+            yield X, target, weight
+            k += 1
+
+    def _fit_stream(self, source, steps_per_epoch, loss_obj, opt, epochs, callbacks, verbose,
+                    validation_data, metrics) -> History:
+        """fit on batches from an iterable: the same engine, one step per batch."""
+        if steps_per_epoch is None and epochs > 1 and iter(source) is source:
+            raise ValueError("a generator (a one-pass iterator) runs out after one epoch: "
+                             "give steps_per_epoch, or an iterable that can be iterated again")
+        metric_objs = self._metrics(metrics, loss_obj)
+        if not self._built:  # the first batch tells the input size
+            source = _peek_build(self, source)
+        trainer = Trainer(self, loss_obj, opt, metrics=metric_objs)
+        self.loss, self.optimizer = loss_obj, opt
+        self.stop_training = False
+        history = History()
+        self.history = history
+        history.params = {"epochs": epochs, "steps": steps_per_epoch}
+        callbacks = [history] + list(callbacks)
+        if verbose:
+            bar = ProgressBar(verbose)
+            bar.configure(epochs, steps_per_epoch or 0, self.epochs_trained)
+            callbacks.append(bar)
+        for cb in callbacks:
+            cb.set_model(self)
+        self._check_monitors(callbacks, loss_obj, validation_data is not None,
+                             [m.name for m in metric_objs])
+        val = validation_data
+        if isinstance(val, (tuple, list)) and len(val) in (2, 3) and not isinstance(
+                val[0], tuple):
+            val = self._check_validation(val, loss_obj)
+        for cb in callbacks:
+            cb.on_train_begin()
+        try:
+            for _ in range(epochs):
+                epoch = self.epochs_trained
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch)
+                result = trainer.run_stream(self._stream(source, steps_per_epoch, loss_obj,
+                                                         epoch), epoch=epoch)
+                logs = {"loss": result.loss}
+                if trainer.accuracy:
+                    logs["accuracy"] = result.accuracy
+                logs.update(result.metrics)
+                if val is not None:
+                    logs.update({"val_" + k: v for k, v in
+                                 self._evaluate_source(trainer, val, loss_obj).items()})
+                logs["lr"] = result.lr
+                self.epochs_trained += 1
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    history.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            history.interrupted = True
+        except TrainingDivergedError as exc:
+            exc.history = history
+            raise
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    def _evaluate_source(self, trainer: Trainer, val: object, loss: _losses.Loss) -> dict:
+        """Validation scores over checked arrays, or over the batches of an iterable."""
+        if isinstance(val, tuple) and isinstance(val[0], np.ndarray):
+            return trainer.evaluate(*val)
+        totals: dict = {}
+        count = 0
+        for X, target, weight in self._stream(val, None, loss, 0, "validation batch"):
+            scores = trainer.evaluate(X, target, weight)
+            for key, value in scores.items():
+                totals[key] = totals.get(key, 0.0) + value * X.shape[0]
+            count += X.shape[0]
+        if not count:
+            raise ValueError("validation_data gave no batches")
+        return {key: value / count for key, value in totals.items()}
 
     def _train_lbfgs(self, trainer: Trainer, data: Batches, val: tuple | None, epochs: int,
                      callbacks: list, history: History) -> None:
