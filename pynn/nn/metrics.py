@@ -24,11 +24,60 @@ from .losses import Loss
 __all__ = ["METRICS", "Metric", "get"]
 
 
+def _argmax_rows(outputs: np.ndarray) -> np.ndarray:
+    """outputs.argmax(axis=1) (the first maximum), fast for few columns: NumPy's row-wise
+    argmax is a loop over tiny rows, a pass per column is vectorised."""
+    n, c = outputs.shape
+    if c > 32:
+        return outputs.argmax(axis=1)
+    best = outputs[:, 0].copy()
+    index = np.zeros(n, np.int64)
+    for j in range(1, c):
+        column = outputs[:, j]
+        better = column > best
+        np.copyto(best, column, where=better)
+        index[better] = j
+    return index
+
+
 class Metric:
-    """Base class: `reset`, `update` per batch, `result` at the end."""
+    """Base class: `reset`, `update` per batch, `result` at the end.
+
+    `update` only keeps a copy of the batch's outputs and targets; they are read together, in
+    vectorised passes over many batches (every `FLUSH_ROWS` rows and at `result`): per-batch
+    NumPy calls on 128 x 10 arrays cost more than the arithmetic. Subclasses implement
+    `_reset`, `_update` (on many rows at once) and `_result`.
+    """
 
     name = "metric"
     needs_labels = False  # reads one class per sample (classification)
+    FLUSH_ROWS = 65536
+
+    def reset(self) -> None:
+        self._pending: list = []
+        self._pending_rows = 0
+        self._reset()
+
+    def update(self, outputs: np.ndarray, target: np.ndarray) -> None:
+        self._pending.append((outputs.copy(), target.copy()))
+        self._pending_rows += outputs.shape[0]
+        if self._pending_rows >= self.FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            outputs, target = self._pending[0]
+        else:
+            outputs = np.concatenate([o for o, _ in self._pending])
+            target = np.concatenate([t for _, t in self._pending])
+        self._pending, self._pending_rows = [], 0
+        self._update(outputs, target)
+
+    def result(self) -> float:
+        self._flush()
+        return self._result()
 
     def bind(self, loss: Loss, n_outputs: int) -> Metric:
         """Check that the metric makes sense for this loss and model; returns self."""
@@ -39,13 +88,13 @@ class Metric:
         self.reset()
         return self
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         raise NotImplementedError
 
-    def update(self, outputs: np.ndarray, target: np.ndarray) -> None:
+    def _update(self, outputs: np.ndarray, target: np.ndarray) -> None:
         raise NotImplementedError
 
-    def result(self) -> float:
+    def _result(self) -> float:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -58,6 +107,8 @@ class Metric:
         if true is None:
             raise ValueError(f"metric {self.name!r} needs one class per sample (multi-label "
                              f"targets have several)")
+        if outputs.shape[1] > 1 and self.loss.output_function == "softmax":
+            return true, _argmax_rows(outputs)
         pred = self.loss.predict(outputs)
         if pred.ndim == 2:
             pred = pred[:, 0]
@@ -70,15 +121,15 @@ class Accuracy(Metric):
     name = "accuracy"
     needs_labels = True
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         self.correct = self.count = 0
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         true, pred = self._labels(outputs, target)
         self.correct += int(np.count_nonzero(true == pred))
         self.count += true.size
 
-    def result(self) -> float:
+    def _result(self) -> float:
         return self.correct / self.count if self.count else float("nan")
 
 
@@ -95,11 +146,15 @@ class TopKAccuracy(Accuracy):
             raise ValueError("top_k_accuracy needs one output per class (2 or more)")
         return super().bind(loss, n_outputs)
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         true = self.loss.class_labels(target)
-        k = min(self.k, outputs.shape[1])
-        top = np.argpartition(-outputs, k - 1, axis=1)[:, :k]
-        self.correct += int(np.count_nonzero((top == true[:, None]).any(axis=1)))
+        # the label is in the top k when fewer than k outputs beat it (ties count for it, as
+        # scikit-learn's top_k_accuracy_score): a compare and two sums, no sort
+        own = outputs[np.arange(true.size), true]
+        beaten_by = np.zeros(true.size, np.int32)
+        for j in range(outputs.shape[1]):  # a pass per column: vectorised (see _argmax_rows)
+            beaten_by += outputs[:, j] > own
+        self.correct += int(np.count_nonzero(beaten_by < self.k))
         self.count += true.size
 
     def __repr__(self) -> str:
@@ -110,25 +165,24 @@ class F1(Metric):
     name = "f1"
     needs_labels = True
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         self.size = max(self.n_outputs, 2)
-        self.tp = np.zeros(self.size, np.int64)
-        self.fp = np.zeros(self.size, np.int64)
-        self.fn = np.zeros(self.size, np.int64)
+        self.confusion = np.zeros(self.size * self.size, np.int64)
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         true, pred = self._labels(outputs, target)
-        hit = true == pred
-        self.tp += np.bincount(true[hit], minlength=self.size)
-        self.fp += np.bincount(pred[~hit], minlength=self.size)
-        self.fn += np.bincount(true[~hit], minlength=self.size)
+        self.confusion += np.bincount(true * self.size + pred, minlength=self.size ** 2)
 
-    def result(self) -> float:
-        seen = (self.tp + self.fp + self.fn) > 0  # scikit-learn: labels in y_true or y_pred
+    def _result(self) -> float:
+        confusion = self.confusion.reshape(self.size, self.size)
+        tp = np.diag(confusion)
+        fp = confusion.sum(axis=0) - tp
+        fn = confusion.sum(axis=1) - tp
+        seen = (tp + fp + fn) > 0  # scikit-learn: labels in y_true or y_pred
         if not seen.any():
             return float("nan")
-        denominator = 2 * self.tp + self.fp + self.fn
-        scores = np.where(denominator > 0, 2 * self.tp / np.maximum(denominator, 1), 0.0)
+        denominator = 2 * tp + fp + fn
+        scores = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
         return float(scores[seen].mean())
 
 
@@ -142,17 +196,17 @@ class AUC(Metric):
                              "binary_cross_entropy, or 2 with cross_entropy)")
         return super().bind(loss, n_outputs)
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         self.scores: list = []
         self.truth: list = []
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         true = self.loss.class_labels(target)
         score = outputs[:, 0] if outputs.shape[1] == 1 else outputs[:, 1] - outputs[:, 0]
         self.scores.append(np.array(score, dtype=np.float64))
         self.truth.append(np.array(true))
 
-    def result(self) -> float:
+    def _result(self) -> float:
         if not self.scores:
             return float("nan")
         scores, truth = np.concatenate(self.scores), np.concatenate(self.truth)
@@ -173,11 +227,11 @@ class AUC(Metric):
 
 
 class _Regression(Metric):
-    def reset(self) -> None:
+    def _reset(self) -> None:
         self.total = 0.0
         self.count = 0
 
-    def result(self) -> float:
+    def _result(self) -> float:
         return self.total / self.count if self.count else float("nan")
 
     def _errors(self, outputs, target) -> np.ndarray:
@@ -191,7 +245,7 @@ class _Regression(Metric):
 class MAE(_Regression):
     name = "mae"
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         self.total += float(np.abs(self._errors(outputs, target)).sum())
         self.count += outputs.size
 
@@ -199,7 +253,7 @@ class MAE(_Regression):
 class MSE(_Regression):
     name = "mse"
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         errors = self._errors(outputs, target)
         self.total += float(np.einsum("ij,ij->", errors, errors))
         self.count += outputs.size
@@ -208,12 +262,12 @@ class MSE(_Regression):
 class R2(_Regression):
     name = "r2"
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         k = self.n_outputs
         self.residual, self.sum, self.square = np.zeros(k), np.zeros(k), np.zeros(k)
         self.count = 0
 
-    def update(self, outputs, target) -> None:
+    def _update(self, outputs, target) -> None:
         errors = self._errors(outputs, target)
         truth = target.reshape(outputs.shape).astype(np.float64)
         self.residual += np.einsum("ij,ij->j", errors, errors)
@@ -221,7 +275,7 @@ class R2(_Regression):
         self.square += np.einsum("ij,ij->j", truth, truth)
         self.count += truth.shape[0]
 
-    def result(self) -> float:
+    def _result(self) -> float:
         if self.count < 2:
             return float("nan")
         total = self.square - self.sum ** 2 / self.count
