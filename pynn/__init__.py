@@ -37,6 +37,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
 
     from . import io, nn
     from .data import datasets
+    from .interop import to_onnx
     from .io import ModelCheckpoint, ModelFileError, load, save
     from .model import (
         Callback,
@@ -86,4 +87,5 @@ if _installed_copy(__name__, __file__, __path__) is None:
                "Optimizer", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
                "TrainingDivergedError", "__version__", "build_info", "callbacks", "datasets",
                "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers", "load",
-               "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads"]
+               "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads",
+               "to_onnx"]

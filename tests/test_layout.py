@@ -19,7 +19,7 @@ LAYERS = [
     {"pynn.nn"},
     {"pynn.engine"},
     {"pynn.model", "pynn.data"},
-    {"pynn.io"},
+    {"pynn.io", "pynn.interop"},  # files in and out: model files, ONNX, PyTorch
     {"pynn", "pynn.cli", "pynn.sklearn"},  # the package root gathers the public names
     {"pynn.__main__"},
 ]

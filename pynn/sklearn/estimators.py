@@ -585,6 +585,19 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    # ---- skl2onnx's hooks: convert_sklearn / to_onnx give pynn.to_onnx's graph -----------------
+    def onnx_shape_calculator(self):
+        """For skl2onnx: the types of this estimator's ONNX outputs."""
+        from ..interop.skl2onnx import shape_calculator
+
+        return shape_calculator
+
+    def onnx_converter(self):
+        """For skl2onnx: writes `pynn.to_onnx`'s graph (outputs named as skl2onnx's)."""
+        from ..interop.skl2onnx import converter
+
+        return converter
+
 
 _COMMON_PARAMS_DOC = """
     Parameters
