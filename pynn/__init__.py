@@ -37,7 +37,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
 
     from . import io, nn
     from .data import datasets
-    from .interop import to_onnx
+    from .interop import from_torch, to_onnx, to_torch
     from .io import ModelCheckpoint, ModelFileError, load, save
     from .model import (
         Callback,
@@ -88,4 +88,4 @@ if _installed_copy(__name__, __file__, __path__) is None:
                "TrainingDivergedError", "__version__", "build_info", "callbacks", "datasets",
                "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers", "load",
                "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads",
-               "to_onnx"]
+               "from_torch", "to_onnx", "to_torch"]

@@ -5,5 +5,6 @@ The packages are optional and imported only when a function needs them (``pip in
 `pynn.load` with a ``.safetensors`` path (`pynn.io.safetensors`).
 """
 from .onnx import to_onnx
+from .torch import from_torch, to_torch
 
-__all__ = ["to_onnx"]
+__all__ = ["from_torch", "to_onnx", "to_torch"]

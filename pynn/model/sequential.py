@@ -995,3 +995,91 @@ class Sequential:
         self.stop_training = False
         self.epochs_trained = state["epochs_trained"]
         self.metadata = state.get("metadata", {})
+
+    # ---- PyTorch's names and layouts -----------------------------------------------------------
+    def _state_keys(self) -> list:
+        """("<i>.weight", "<i>.bias") per layer, i the position of its Linear in the
+        torch.nn.Sequential that `pynn.to_torch` builds (an activation other than identity is
+        a module of its own, after its Linear)."""
+        keys, position = [], 0
+        for layer in self.layers:
+            keys.append((f"{position}.weight", f"{position}.bias"))
+            position += 1 if layer.activation == "identity" else 2
+        return keys
+
+    def state_dict(self) -> dict:
+        """The parameters under PyTorch's names and layouts: ``{"0.weight": (out, in) array,
+        "0.bias": (out,) array, "2.weight": ...}``, copies.
+
+        The keys are those of `pynn.to_torch(model).state_dict()`: numbered by the position of
+        each Linear in that torch.nn.Sequential (each activation but identity is a module). So
+        ``torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in
+        model.state_dict().items()})`` fills a module built like it.
+        """
+        self._require_built("state_dict")
+        state = {}
+        for layer, (w_key, b_key) in zip(self.layers, self._state_keys()):
+            state[w_key] = np.ascontiguousarray(layer.W.T)
+            state[b_key] = layer.b.copy()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Set the parameters from `state_dict()`'s form (NumPy arrays or torch tensors).
+
+        Every key, shape and value is checked before any parameter changes: no key missing or
+        unexpected, real finite numbers that fit the model's dtype. An unbuilt model takes its
+        input size from ``"0.weight"`` and is built.
+        """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        self._require_layers()
+        keys = self._state_keys()
+        expected = [k for pair in keys for k in pair]
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in expected]
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not fit this model: missing keys {missing}, "
+                             f"unexpected keys {unexpected} (expected {expected})")
+
+        def as_array(key: str) -> np.ndarray:
+            value = state_dict[key]
+            if hasattr(value, "detach"):  # a torch tensor (on any device, maybe bfloat16)
+                value = value.detach().cpu()
+                try:
+                    return np.asarray(value.numpy())
+                except (TypeError, RuntimeError):  # dtypes NumPy lacks: float64 holds them
+                    return np.asarray(value.double().numpy())
+            return np.asarray(value)
+
+        in_features = self.layers[0].in_features
+        if in_features is None:
+            first = as_array(keys[0][0])
+            if first.ndim != 2:
+                raise ValueError(f"state_dict[{keys[0][0]!r}] must be 2-D (out, in), got shape "
+                                 f"{first.shape}")
+            in_features = first.shape[1]
+        checked = []
+        for layer, (w_key, b_key) in zip(self.layers, keys):
+            fan_in = layer.in_features if layer.in_features is not None else in_features
+            for key, shape in ((w_key, (layer.out_features, fan_in)),
+                               (b_key, (layer.out_features,))):
+                arr = as_array(key)
+                if arr.shape != shape:
+                    raise ValueError(f"state_dict[{key!r}] must have shape {shape}, got "
+                                     f"{arr.shape}")
+                if arr.dtype.kind not in "fiu":
+                    raise TypeError(f"state_dict[{key!r}] must be real numbers, got dtype "
+                                    f"{arr.dtype}")
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"state_dict[{key!r}] contains NaN or inf")
+                with np.errstate(over="ignore"):
+                    cast = arr.astype(self.dtype)
+                if not np.isfinite(cast).all():
+                    raise ValueError(f"state_dict[{key!r}] overflows {self.dtype.name}")
+                checked.append(cast)
+        if not self._built:
+            self.build(in_features)
+        for layer, W, b in zip(self.layers, checked[::2], checked[1::2]):
+            layer.W[...] = W.T
+            layer.b[...] = b
