@@ -30,6 +30,7 @@ print(anon_mb() - before, X.nbytes / 2**20, scores["loss"])
 """
 
 
+@pytest.mark.slow  # measures memory: not under the sanitizers' allocator (plain stage only)
 @pytest.mark.parametrize("dtype,n", [("float32", 60000), ("uint8", 60000)])
 def test_fit_on_a_memory_map_keeps_anonymous_memory_small(tmp_path, dtype, n):
     path = tmp_path / "X.npy"
