@@ -86,6 +86,6 @@ if _installed_copy(__name__, __file__, __path__) is None:
                "KLDivergence", "LambdaCallback", "Loss", "ModelCheckpoint", "ModelFileError",
                "Optimizer", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
                "TrainingDivergedError", "__version__", "build_info", "callbacks", "datasets",
-               "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers", "load",
-               "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads",
-               "from_torch", "to_onnx", "to_torch"]
+               "from_torch", "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers",
+               "load", "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads",
+               "to_onnx", "to_torch"]

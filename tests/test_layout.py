@@ -14,8 +14,8 @@ import pynn
 PACKAGE = Path(pynn.__file__).resolve().parent
 # The layers of the house, lowest first: a module may import from its own layer and below.
 LAYERS = [
-    {"pynn._version", "pynn._source_tree", "pynn._core", "pynn._platform", "pynn.ops",
-     "pynn.reference"},
+    {"pynn._version", "pynn._source_tree", "pynn._core", "pynn._platform", "pynn._atomic",
+     "pynn.ops", "pynn.reference"},
     {"pynn.nn"},
     {"pynn.engine"},
     {"pynn.model", "pynn.data"},

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
 import weakref
 from typing import Callable
 
 import numpy as np
+
+from .._atomic import write_atomically
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "History", "LambdaCallback", "Monitor",
            "ProgressBar", "ReduceLROnPlateau", "TerminateOnNaN"]
@@ -142,18 +143,8 @@ class History(Callback):
         if title:
             fig.suptitle(title)
         if path is not None:
-            path = os.fspath(path)
-            directory = os.path.dirname(os.path.abspath(path))
-            suffix = os.path.splitext(path)[1] or ".png"
-            fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=suffix, dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    fig.savefig(f, format=suffix[1:], dpi=120)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            suffix = os.path.splitext(os.fspath(path))[1] or ".png"
+            write_atomically(path, lambda f: fig.savefig(f, format=suffix[1:], dpi=120))
         return fig
 
 
