@@ -25,6 +25,20 @@ def _same_dir(a: str, b: str) -> bool:
         return False
 
 
+def _editable_core(name: str) -> bool:
+    """Whether a finder on sys.meta_path other than the path finder (scikit-build-core's editable
+    redirect, say) provides `name._core`."""
+    for finder in sys.meta_path:
+        if finder is importlib.machinery.PathFinder or not hasattr(finder, "find_spec"):
+            continue
+        try:
+            if finder.find_spec(f"{name}._core", None) is not None:
+                return True
+        except (ImportError, ValueError, TypeError, AttributeError):
+            continue
+    return False
+
+
 def installed_copy(name: str, init_file: str, search_path: list) -> ModuleType | None:
     """The installed package to use instead of this source folder, or None to use this one.
 
@@ -36,6 +50,8 @@ def installed_copy(name: str, init_file: str, search_path: list) -> ModuleType |
     here = os.path.dirname(os.path.abspath(init_file))
     if importlib.machinery.PathFinder.find_spec("_core", list(search_path)) is not None:
         return None  # the installed package itself, an editable install or an in-place build
+    if _editable_core(name):
+        return None  # an editable install whose finder serves the core from its build folder
     root = os.path.dirname(here)
     elsewhere = [p for p in sys.path if not _same_dir(p or os.getcwd(), root)]
     spec = importlib.machinery.PathFinder.find_spec(name, elsewhere)
