@@ -9,6 +9,7 @@ removed by the next save to the same path.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -35,8 +36,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _temporary_stem(name: str) -> str:
+    """The target's name as the temporaries use it: shortened (with a hash, to stay distinct)
+    when the name is so long that a temporary beside it would pass the file system's limit."""
+    if len(os.fsencode(name)) <= 120:
+        return name
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
+    return f"{os.fsencode(name)[:80].decode(errors='ignore')}~{digest}"
+
+
 def _remove_stale_temporaries(directory: str, name: str) -> None:
-    prefix = f".{name}."
+    prefix = f".{_temporary_stem(name)}."
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -67,7 +77,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
         mode = stat.S_IMODE(info.st_mode)
     directory, name = os.path.split(path)
     _remove_stale_temporaries(directory, name)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{id(write):x}{_SUFFIX}")
+    tmp = os.path.join(directory, f".{_temporary_stem(name)}.{os.getpid()}.{id(write):x}{_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -30,12 +30,12 @@ def run_cli(capsys, *argv):
     (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got 0"),
     (["train", "--batch-size", "1.5"], "argument --batch-size: expected a positive integer"),
     (["train", "--threads", "-2"], "argument --threads: expected a positive integer"),
-    (["train", "--seed", "x"], "argument --seed: expected an integer, got 'x'"),
+    (["train", "--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
     (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
     (["train", "--activation", "step"], "argument --activation: invalid choice: 'step'"),
     (["train", "--loss", "nll"], "argument --loss: invalid choice: 'nll'"),
     (["train", "--data", "/no/such/dir"], ("argument --data: expected digits, fashion-mnist, "
-                                          "mnist or a directory")),
+                                          "mnist, a CSV/.npz/.npy file or a directory")),
     (["train", "--val-split", "1"], r"argument --val-split: expected a number in \[0, 1\)"),
     (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["train", "--save", "/no/such/dir/model.npz"], ("--save .*directory /no/such/dir does not "
@@ -73,7 +73,7 @@ def test_help_lists_recipes(capsys):
 
 def test_recipes_cover_every_data_set():
     for name in ("digits", "fashion-mnist", "mnist", "idx"):
-        assert set(RECIPES[name]) == {"hidden", "activation", "loss", "optimizer", "lr",
+        assert set(RECIPES[name]) == {"hidden", "activation", "optimizer", "lr", "init",
                                       "momentum", "weight_decay", "schedule", "epochs",
                                       "batch_size"}
 

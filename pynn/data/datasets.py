@@ -242,7 +242,7 @@ def _load_idx_dataset(directory: Path, dataset: str, where: str, how_to_get: str
                              f"{len(labels)} labels")
         if labels.size and labels.max() > 9:
             raise ValueError(f"{lpath}: labels must be in 0..9, found {int(labels.max())}")
-        X = images.reshape(len(images), -1).astype(np.float32)
+        X = images.reshape(len(images), images.shape[1] * images.shape[2]).astype(np.float32)
         X *= np.float32(1.0 / 255.0)
         out.append((X, labels.astype(np.int64)))
     return out[0], out[1]
