@@ -143,3 +143,24 @@ def test_checkpoints_are_written_once_and_resume_at_another_world_size(tmp_path)
     single = pynn.load(tmp_path / "ckpt.npz")
     single.fit(X, y, epochs=1, batch_size=8, seed=2)
     np.testing.assert_allclose(single.params, r0["params"], rtol=1e-11, atol=1e-13)
+
+
+def test_command_line_distributed_equals_one_process_with_the_global_batch(tmp_path):
+    """`mpiexec -n 2 pynn train --distributed --batch-size 16` prints one report (rank 0's) and
+    trains the model one process trains with batch 32."""
+    env = dict(os.environ, PYTHONSAFEPATH="1", OMP_NUM_THREADS="1")
+    common = ["-m", "pynn", "train", "-q", "--epochs", "3", "--dtype", "float64"]
+    two = subprocess.run([MPIEXEC, "-n", "2", sys.executable, *common, "--distributed",
+                          "--batch-size", "16", "--save", str(tmp_path / "two.npz")],
+                         check=False, capture_output=True, text=True, timeout=120, env=env,
+                         cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("test accuracy") == 1
+    assert "batch 16 per rank x 2 ranks" in two.stdout
+    one = subprocess.run([sys.executable, *common, "--batch-size", "32", "--save",
+                          str(tmp_path / "one.npz")], check=False, capture_output=True,
+                         text=True, timeout=120, env=env, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    for a, b in zip(pynn.load(tmp_path / "two.npz").get_weights(),
+                    pynn.load(tmp_path / "one.npz").get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

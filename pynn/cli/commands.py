@@ -233,6 +233,9 @@ def train(args: argparse.Namespace) -> int:
             raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
     if args.threads is not None:
         pynn.set_num_threads(args.threads)
+    comm = _world() if args.distributed else None
+    if comm is not None and comm.rank != 0:  # one report, from rank 0; every rank trains
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- lives as long as the process
 
     data = prepare_training(args.data, target=args.target, target_file=args.target_file,
                             task=args.task, val_split=args.val_split,
@@ -268,8 +271,11 @@ def train(args: argparse.Namespace) -> int:
           + f" samples, {data.X_train.shape[1]} features, {what}")
     print(f"model     {'-'.join(map(str, sizes))} {recipe['activation']}, {loss}, {args.dtype}, "
           f"seed {args.seed}")
+    batch = f"batch {recipe['batch_size']}"
+    if comm is not None:
+        batch += f" per rank x {plural(comm.size, 'rank')}"
     print(f"training  {opt_text}, {recipe['schedule']} schedule, {plural(epochs, 'epoch')}, "
-          f"batch {recipe['batch_size']}, "
+          f"{batch}, "
           f"{plural(pynn.get_num_threads(), 'thread')} ({pynn.get_isa()})", flush=True)
 
     batches_per_epoch = math.ceil(len(data.X_train) / recipe["batch_size"])
@@ -279,7 +285,7 @@ def train(args: argparse.Namespace) -> int:
         history = model.fit(data.X_train, y_fit, loss=loss, optimizer=optimizer,
                             epochs=epochs, batch_size=recipe["batch_size"],
                             validation_data=validation, shuffle=True, seed=args.seed,
-                            verbose=0 if args.quiet else 1,
+                            verbose=0 if args.quiet else 1, comm=comm,
                             callbacks=[pynn.LambdaCallback(on_batch_end=estimate.on_batch_end)])
     except pynn.TrainingDivergedError as exc:
         print(f"{args.prog} train: error: training diverged in epoch {exc.epoch}, batch {exc.batch} "
@@ -297,9 +303,9 @@ def train(args: argparse.Namespace) -> int:
     if epochs_run:
         _warn_if_not_learning(history, recipe, chance)
     if args.save is not None:
-        pynn.save(model, args.save)
+        pynn.save(model, args.save, comm=comm)
         print(f"saved     {args.save}")
-    if args.plot is not None and epochs_run:
+    if args.plot is not None and epochs_run and (comm is None or comm.rank == 0):
         history.plot(args.plot)
         print(f"plotted   {args.plot}")
     if validation is not None and history.history.get("val_loss"):
@@ -310,6 +316,16 @@ def train(args: argparse.Namespace) -> int:
     _print_scores(data.test_name,
                   _scores(model, data.prep, data.X_test, data.y_test, data.y_test_raw))
     return 130 if history.interrupted else 0
+
+
+def _world():
+    """MPI's world communicator for --distributed (mpi4py is imported only when asked)."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise UsageError("--distributed needs mpi4py and an MPI library: pip install mpi4py "
+                         "mpich, then run: mpiexec -n 2 pynn train --distributed ...") from None
+    return MPI.COMM_WORLD
 
 
 def _load_model(path: str):

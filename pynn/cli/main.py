@@ -189,6 +189,9 @@ def build_parser(prog: str = "pynn") -> argparse.ArgumentParser:
     train.add_argument("--plot", metavar="PATH", help="plot the learning curves here (png; "
                        "needs matplotlib)")
     train.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    train.add_argument("--distributed", action="store_true", help="data-parallel training on "
+                       "every MPI rank (launch with mpiexec -n N; --batch-size is per rank; "
+                       "needs mpi4py)")
     train.set_defaults(func=commands.train, parser=train)
 
     evaluate = sub.add_parser("evaluate", help="print a saved model's scores on data")
