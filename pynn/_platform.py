@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -62,7 +63,29 @@ def set_num_threads(n: int) -> None:
         warnings.warn(f"set_num_threads({n}) capped at {cap} ({MAX_THREADS_PER_CORE} per core)",
                       RuntimeWarning, stacklevel=2)
         n = cap
+    if n > _core.get_num_threads():
+        _check_threads_can_start(n)
     _core.set_num_threads(n)
+
+
+def _check_threads_can_start(n: int) -> None:
+    """Start n - 1 idle threads and let them go: OpenMP aborts the whole process when it cannot
+    create its team (libgomp: "Thread creation failed"), so a system that refuses threads (short
+    of memory, a thread limit) is found here first and reported as an exception."""
+    release = threading.Event()
+    started = []
+    try:
+        for _ in range(n - 1):
+            thread = threading.Thread(target=release.wait, daemon=True)
+            thread.start()
+            started.append(thread)
+    except RuntimeError as exc:
+        raise RuntimeError(f"set_num_threads({n}): the system refused to start thread "
+                           f"{len(started) + 2} of {n} ({exc}); use fewer threads") from None
+    finally:
+        release.set()
+        for thread in started:
+            thread.join()
 
 
 def _after_fork_in_child() -> None:

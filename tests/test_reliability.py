@@ -74,6 +74,27 @@ pynn.ops.matmul(X, X)
     assert outcome.kind == "clean", outcome
 
 
+@pytest.mark.slow  # limits address space: not under the sanitizers' shadow memory
+def test_threads_the_system_refuses_are_an_exception_not_an_abort():
+    """With too little address space for the threads' stacks, OpenMP would abort the process;
+    set_num_threads raises and the kernels keep running on the threads they had."""
+    case = """
+import resource
+pynn.set_num_threads(1)
+vm = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 12 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+try:
+    pynn.set_num_threads(pynn._platform.max_threads())
+except RuntimeError as exc:
+    assert "use fewer threads" in str(exc), exc
+assert pynn.get_num_threads() >= 1
+X = np.ones((64, 64), np.float32)
+assert float(pynn.ops.matmul(X, X)[0, 0]) == 64.0
+"""
+    outcome = run_case(case, timeout=60)
+    assert outcome.kind == "clean", outcome
+
+
 def test_huge_thread_count_warns():
     before = pynn.get_num_threads()
     try:
