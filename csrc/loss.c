@@ -7,19 +7,20 @@
 #include "isa.h"
 #include "parallel.h"
 
+#define DECLARE_ELEMENTWISE_KERNEL(NAME, T, SUF)                                              \
+    PN_DECLARE_ISA(double, pn_##NAME##_rows_##SUF,                                            \
+                   (T * d, const T *p, const T *t, const T *w, pn_size R, pn_size K,          \
+                    double inv, double param));
 #define DECLARE_LOSS_KERNELS(T, SUF)                                                          \
     PN_DECLARE_ISA(double, pn_xent_rows_##SUF,                                                \
                    (T * d, const T *x, const int64_t *labels, const T *t, const T *w,         \
                     pn_size R, pn_size C, double inv, int kl));                               \
-    PN_DECLARE_ISA(double, pn_mse_rows_##SUF,                                                 \
-                   (T * d, const T *p, const T *t, const T *w, pn_size R, pn_size K,          \
-                    double inv));                                                             \
-    PN_DECLARE_ISA(double, pn_hinge_rows_##SUF,                                               \
-                   (T * d, const T *p, const T *t, const T *w, pn_size R, pn_size K,          \
-                    double inv));                                                             \
-    PN_DECLARE_ISA(double, pn_bce_rows_##SUF,                                                 \
-                   (T * d, const T *p, const T *t, const T *w, pn_size R, pn_size K,          \
-                    double inv));
+    DECLARE_ELEMENTWISE_KERNEL(mse, T, SUF)                                                   \
+    DECLARE_ELEMENTWISE_KERNEL(hinge, T, SUF)                                                 \
+    DECLARE_ELEMENTWISE_KERNEL(bce, T, SUF)                                                   \
+    DECLARE_ELEMENTWISE_KERNEL(mae, T, SUF)                                                   \
+    DECLARE_ELEMENTWISE_KERNEL(huber, T, SUF)                                                 \
+    DECLARE_ELEMENTWISE_KERNEL(poisson, T, SUF)
 DECLARE_LOSS_KERNELS(float, f32)
 DECLARE_LOSS_KERNELS(double, f64)
 
@@ -86,15 +87,20 @@ static pn_size rows_per_block(pn_size N, pn_size C) {
     }                                                                                         \
     DEFINE_ELEMENTWISE(mse, T, SUF, 2.0)                                                      \
     DEFINE_ELEMENTWISE(hinge, T, SUF, 2.0)                                                    \
-    DEFINE_ELEMENTWISE(bce, T, SUF, 20.0)
+    DEFINE_ELEMENTWISE(bce, T, SUF, 20.0)                                                     \
+    DEFINE_ELEMENTWISE(mae, T, SUF, 2.0)                                                      \
+    DEFINE_ELEMENTWISE(huber, T, SUF, 3.0)                                                    \
+    DEFINE_ELEMENTWISE(poisson, T, SUF, 15.0)
 
 #define DEFINE_ELEMENTWISE(NAME, T, SUF, cost)                                                \
-    double pn_##NAME##_##SUF(T *d, const T *p, const T *t, const T *w, pn_size N, pn_size K) { \
+    double pn_##NAME##_##SUF(T *d, const T *p, const T *t, const T *w, pn_size N, pn_size K,  \
+                             double param) {                                                  \
         if (N <= 0 || K <= 0) return 0;                                                       \
         double inv = 1.0 / (weight_sum_##SUF(w, N) * (double)K), total;                       \
         RUN_BLOCKS(total, N, K, cost,                                                         \
                    PN_DISPATCH(pn_##NAME##_rows_##SUF)(d + r0 * K, p + r0 * K, t + r0 * K,    \
-                                                       w ? w + r0 : NULL, rows, K, inv));     \
+                                                       w ? w + r0 : NULL, rows, K, inv,       \
+                                                       param));                               \
         return total * inv;                                                                   \
     }
 

@@ -99,22 +99,28 @@ double pn_kl_div_f32(float *dlogits, const float *logits, const float *target, c
                      pn_size N, pn_size C);
 double pn_kl_div_f64(double *dlogits, const double *logits, const double *target,
                      const double *w, pn_size N, pn_size C);
+/* Elementwise losses: pred/target/dpred (N, K); `param` is the loss's parameter (huber's delta,
+ * > 0), ignored by the others. */
+#define PN_ELEMENTWISE_LOSS(NAME)                                                             \
+    double pn_##NAME##_f32(float *dpred, const float *pred, const float *target, const float *w, \
+                           pn_size N, pn_size K, double param);                               \
+    double pn_##NAME##_f64(double *dpred, const double *pred, const double *target,           \
+                           const double *w, pn_size N, pn_size K, double param);
 /* mean squared error: (p - t)^2, d = 2 (p - t) w_i / (K sum w) */
-double pn_mse_f32(float *dpred, const float *pred, const float *target, const float *w,
-                  pn_size N, pn_size K);
-double pn_mse_f64(double *dpred, const double *pred, const double *target, const double *w,
-                  pn_size N, pn_size K);
+PN_ELEMENTWISE_LOSS(mse)
 /* sigmoid + binary cross-entropy from logits: max(x,0) - x t + log1p(exp(-|x|)),
  * d = (sigmoid(x) - t) w_i / (K sum w) */
-double pn_bce_f32(float *dlogits, const float *logits, const float *target, const float *w,
-                  pn_size N, pn_size K);
-double pn_bce_f64(double *dlogits, const double *logits, const double *target, const double *w,
-                  pn_size N, pn_size K);
+PN_ELEMENTWISE_LOSS(bce)
 /* hinge (Keras): target > 0 read as 1, else -1; max(0, 1 - t s), d = -t [1 - t s > 0] w_i/(K sum w) */
-double pn_hinge_f32(float *dscores, const float *scores, const float *target, const float *w,
-                    pn_size N, pn_size K);
-double pn_hinge_f64(double *dscores, const double *scores, const double *target,
-                    const double *w, pn_size N, pn_size K);
+PN_ELEMENTWISE_LOSS(hinge)
+/* mean absolute error: |p - t|, d = sign(p - t) w_i / (K sum w) (0 where p == t) */
+PN_ELEMENTWISE_LOSS(mae)
+/* Huber, delta = param: 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2), e = p - t;
+ * d = clip(e, -delta, delta) w_i / (K sum w) */
+PN_ELEMENTWISE_LOSS(huber)
+/* Poisson NLL with a log link, x = log(rate): exp(x) - t x, d = (exp(x) - t) w_i / (K sum w) */
+PN_ELEMENTWISE_LOSS(poisson)
+#undef PN_ELEMENTWISE_LOSS
 
 /* ---- optim.c --------------------------------------------------------------------------------- */
 /* In-place steps over flat buffers of P entries (params, grads and state must not overlap).

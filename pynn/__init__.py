@@ -53,6 +53,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
     )
     from .model.gradcheck import gradcheck
     from .nn import (
+        MAE,
         MSE,
         SGD,
         Adam,
@@ -62,10 +63,12 @@ if _installed_copy(__name__, __file__, __path__) is None:
         CrossEntropy,
         Dense,
         Hinge,
+        Huber,
         Input,
         KLDivergence,
         Loss,
         Optimizer,
+        Poisson,
         StepDecay,
         init,
         layers,
@@ -81,10 +84,10 @@ if _installed_copy(__name__, __file__, __path__) is None:
         _sys.modules.setdefault(f"{__name__}.{_name}", _module)
     del _name, _module
 
-    __all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "CSVLogger", "Callback", "Constant",
-               "Cosine", "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "Input",
+    __all__ = ["MAE", "MSE", "SGD", "Adam", "BinaryCrossEntropy", "CSVLogger", "Callback", "Constant",
+               "Cosine", "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "Huber", "Input",
                "KLDivergence", "LambdaCallback", "Loss", "ModelCheckpoint", "ModelFileError",
-               "Optimizer", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
+               "Optimizer", "Poisson", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
                "TrainingDivergedError", "__version__", "build_info", "callbacks", "datasets",
                "from_torch", "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers",
                "load", "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads",

@@ -17,22 +17,34 @@ cdef extern from "pynn.h" nogil:
     double pn_kl_div_f64(double *dlogits, const double *logits, const double *target,
                          const double *w, pn_size N, pn_size C)
     double pn_mse_f32(float *d, const float *p, const float *t, const float *w, pn_size N,
-                      pn_size K)
+                      pn_size K, double param)
     double pn_mse_f64(double *d, const double *p, const double *t, const double *w, pn_size N,
-                      pn_size K)
+                      pn_size K, double param)
     double pn_bce_f32(float *d, const float *p, const float *t, const float *w, pn_size N,
-                      pn_size K)
+                      pn_size K, double param)
     double pn_bce_f64(double *d, const double *p, const double *t, const double *w, pn_size N,
-                      pn_size K)
+                      pn_size K, double param)
     double pn_hinge_f32(float *d, const float *p, const float *t, const float *w, pn_size N,
-                        pn_size K)
-    double pn_hinge_f64(double *d, const double *p, const double *t, const double *w,
-                        pn_size N, pn_size K)
+                      pn_size K, double param)
+    double pn_hinge_f64(double *d, const double *p, const double *t, const double *w, pn_size N,
+                      pn_size K, double param)
+    double pn_mae_f32(float *d, const float *p, const float *t, const float *w, pn_size N,
+                      pn_size K, double param)
+    double pn_mae_f64(double *d, const double *p, const double *t, const double *w, pn_size N,
+                      pn_size K, double param)
+    double pn_huber_f32(float *d, const float *p, const float *t, const float *w, pn_size N,
+                      pn_size K, double param)
+    double pn_huber_f64(double *d, const double *p, const double *t, const double *w, pn_size N,
+                      pn_size K, double param)
+    double pn_poisson_f32(float *d, const float *p, const float *t, const float *w, pn_size N,
+                      pn_size K, double param)
+    double pn_poisson_f64(double *d, const double *p, const double *t, const double *w, pn_size N,
+                      pn_size K, double param)
 
 ctypedef double (*_loss_f32_fn)(float *, const float *, const float *, const float *, pn_size,
-                                pn_size) noexcept nogil
+                                pn_size, double) noexcept nogil
 ctypedef double (*_loss_f64_fn)(double *, const double *, const double *, const double *,
-                                pn_size, pn_size) noexcept nogil
+                                pn_size, pn_size, double) noexcept nogil
 
 
 cdef cnp.ndarray _not_empty(cnp.ndarray arr, str name):
@@ -87,12 +99,17 @@ cdef tuple _pred_target(object pred, object target, str pname):
 
 
 cdef tuple _elementwise_loss(object pred, object target, object sample_weight, object out,
-                             str pname, _loss_f32_fn f32, _loss_f64_fn f64, str check):
+                             str pname, _loss_f32_fn f32, _loss_f64_fn f64, str check,
+                             double param=0.0):
     p, t = _pred_target(pred, target, pname)
     if check == "hinge":
         if not np.all((t == 1) | (t == -1) | (t == 0)):
             bad = t[~((t == 1) | (t == -1) | (t == 0))].flat[0]
             raise ValueError(f"target must hold -1 or 1 (0 is read as -1), got {bad}")
+    elif check == "counts":
+        if not np.all(t >= 0):  # NaN fails too
+            bad = t[~(t >= 0)].flat[0]
+            raise ValueError(f"target must hold counts or rates >= 0 (poisson), got {bad}")
     cdef pn_size n = (<object>p).shape[0]
     cdef pn_size k = 1 if cnp.PyArray_NDIM(<cnp.ndarray>p) == 1 else (<object>p).shape[1]
     w = _sample_weight(sample_weight, n, p.dtype)
@@ -104,11 +121,12 @@ cdef tuple _elementwise_loss(object pred, object target, object sample_weight, o
     cdef void *dp = cnp.PyArray_DATA(d)
     if _is_f32(<cnp.ndarray>p):
         with nogil:
-            loss = f32(<float *>dp, <const float *>pp, <const float *>tp, <const float *>wp, n, k)
+            loss = f32(<float *>dp, <const float *>pp, <const float *>tp, <const float *>wp, n, k,
+                       param)
     else:
         with nogil:
             loss = f64(<double *>dp, <const double *>pp, <const double *>tp,
-                       <const double *>wp, n, k)
+                       <const double *>wp, n, k, param)
     return loss, d
 
 
@@ -128,6 +146,25 @@ def hinge(scores, target, sample_weight=None, out=None):
     """Hinge loss (Keras); see pynn.ops.hinge."""
     return _elementwise_loss(scores, target, sample_weight, out, "scores", pn_hinge_f32,
                              pn_hinge_f64, "hinge")
+
+
+def mae(pred, target, sample_weight=None, out=None):
+    """Mean absolute error and its gradient; see pynn.ops.mae."""
+    return _elementwise_loss(pred, target, sample_weight, out, "pred", pn_mae_f32, pn_mae_f64,
+                             "")
+
+
+def huber(pred, target, delta=1.0, sample_weight=None, out=None):
+    """Huber loss and its gradient; see pynn.ops.huber."""
+    cdef double d = _finite_float(delta, "delta", 0.0, 1e308, True)
+    return _elementwise_loss(pred, target, sample_weight, out, "pred", pn_huber_f32,
+                             pn_huber_f64, "", d)
+
+
+def poisson(log_rate, target, sample_weight=None, out=None):
+    """Poisson negative log-likelihood with a log link and its gradient; see pynn.ops.poisson."""
+    return _elementwise_loss(log_rate, target, sample_weight, out, "log_rate", pn_poisson_f32,
+                             pn_poisson_f64, "counts")
 
 
 cdef Py_ssize_t _first_label_out_of_range(cnp.ndarray labels, int64_t c):

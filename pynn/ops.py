@@ -35,8 +35,11 @@ __all__ += [
     "bias_grad",
     "binary_cross_entropy",
     "hinge",
+    "huber",
     "kl_divergence",
+    "mae",
     "mse",
+    "poisson",
     "sgd_step",
     "softmax",
     "softmax_cross_entropy",
@@ -211,6 +214,59 @@ hinge.__doc__ = _with_common("""Hinge loss as Keras' ``hinge``: ``mean(max(0, 1 
     target : array_like, the scores' shape and dtype, values -1 or 1 (0 is read as -1, so
         0/1 labels work); anything else is a ValueError. The gradient is the subgradient
         ``-t`` where the margin ``1 - t s`` is positive, else 0.""")
+
+
+def mae(pred: ArrayLike, target: ArrayLike, *, sample_weight: ArrayLike | None = None,
+        out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    return _core.mae(pred, target, sample_weight, out)
+
+
+mae.__doc__ = _with_common("""Mean absolute error over all elements (as torch.nn.L1Loss), gradient ``sign(pred - target) / size``.
+
+    The gradient is 0 where ``pred == target`` (torch's choice of subgradient).
+
+    Parameters
+    ----------
+    pred : array_like of float32 or float64, shape (n,) or (n, k)
+    target : array_like, pred's shape and dtype""")
+
+
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0,
+          sample_weight: ArrayLike | None = None,
+          out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    return _core.huber(pred, target, delta, sample_weight, out)
+
+
+huber.__doc__ = _with_common("""Huber loss over all elements (as torch.nn.HuberLoss and Keras' ``huber``).
+
+    With ``e = pred - target``: ``0.5 e^2`` where ``|e| <= delta``, else
+    ``delta (|e| - delta / 2)``; gradient ``clip(e, -delta, delta) / size``. Quadratic near the
+    target, linear (robust to outliers) beyond ``delta``.
+
+    Parameters
+    ----------
+    pred : array_like of float32 or float64, shape (n,) or (n, k)
+    target : array_like, pred's shape and dtype
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear (finite, > 0).""")
+
+
+def poisson(log_rate: ArrayLike, target: ArrayLike, *, sample_weight: ArrayLike | None = None,
+            out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    return _core.poisson(log_rate, target, sample_weight, out)
+
+
+poisson.__doc__ = _with_common("""Poisson negative log-likelihood with a log link, mean over all elements.
+
+    The input is the log of the predicted rate: ``l = exp(x) - t x`` (as
+    ``torch.nn.PoissonNLLLoss(log_input=True, full=False)``, without the ``log(t!)`` term, which
+    does not depend on the model); gradient ``(exp(x) - t) / size``. The predicted rate is
+    ``exp(x)``.
+
+    Parameters
+    ----------
+    log_rate : array_like of float32 or float64, shape (n,) or (n, k)
+    target : array_like, the input's shape and dtype: counts or rates >= 0""")
 
 
 def kl_divergence(logits: ArrayLike, target: ArrayLike, *,

@@ -125,8 +125,11 @@ __all__ += [
     "bias_grad",
     "binary_cross_entropy",
     "hinge",
+    "huber",
     "kl_divergence",
+    "mae",
     "mse",
+    "poisson",
     "sgd_step",
     "softmax",
     "softmax_cross_entropy",
@@ -279,6 +282,29 @@ def hinge(scores: np.ndarray, target: np.ndarray, *, sample_weight=None,
     loss = np.maximum(margin, 0)
     grad = np.where(margin > 0, -sign, 0).astype(s.dtype)
     return _elementwise(loss, grad, sample_weight, out)
+
+
+def mae(pred: np.ndarray, target: np.ndarray, *, sample_weight=None,
+        out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    diff = np.asarray(pred) - np.asarray(target)
+    return _elementwise(np.abs(diff), np.sign(diff), sample_weight, out)
+
+
+def huber(pred: np.ndarray, target: np.ndarray, *, delta: float = 1.0, sample_weight=None,
+          out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    diff = np.asarray(pred) - np.asarray(target)
+    d = diff.dtype.type(delta)
+    small = np.abs(diff) <= d
+    loss = np.where(small, diff * diff / 2, d * (np.abs(diff) - d / 2))
+    return _elementwise(loss.astype(diff.dtype), np.clip(diff, -d, d), sample_weight, out)
+
+
+def poisson(log_rate: np.ndarray, target: np.ndarray, *, sample_weight=None,
+            out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    x, t = np.asarray(log_rate), np.asarray(target)
+    with np.errstate(over="ignore"):  # a huge log-rate is an infinite loss, as in the kernel
+        rate = np.exp(x)
+    return _elementwise(rate - t * x, rate - t, sample_weight, out)
 
 
 def sgd_step(params: np.ndarray, grads: np.ndarray, velocity: np.ndarray | None, *,

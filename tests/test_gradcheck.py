@@ -19,6 +19,8 @@ def _targets(loss, rng, n, k):
         return rng.integers(0, 2, (n, k))
     if loss == "hinge":
         return rng.choice([-1, 1], (n, k))
+    if loss == "poisson":
+        return rng.poisson(1.5, (n, k))
     return rng.standard_normal((n, k))
 
 
@@ -30,7 +32,7 @@ def _random_biases(model, rng):
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse", "hinge",
-                                  "kl_divergence"])
+                                  "kl_divergence", "mae", "huber", "poisson"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_backprop_matches_central_differences(activation, loss):
     rng = np.random.default_rng(zlib.crc32(f"{activation}-{loss}".encode()))
@@ -47,6 +49,17 @@ def test_backprop_matches_central_differences(activation, loss):
         model.params *= 0.1
     err = pynn.gradcheck(model, X, y, loss=loss)
     assert err < 1e-6, (activation, loss, err)
+
+
+@pytest.mark.parametrize("delta", [0.05, 0.5, 3.0])
+def test_huber_on_both_sides_of_delta(delta):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((9, 4))
+    y = rng.standard_normal((9, 2))
+    model = pynn.Sequential([pynn.Dense(4, 6, "tanh"), pynn.Dense(6, 2)], seed=3,
+                            dtype="float64")
+    _random_biases(model, rng)
+    assert pynn.gradcheck(model, X, y, loss=pynn.Huber(delta)) < 1e-6
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])

@@ -1,5 +1,6 @@
 """Losses fused with their gradients: pynn.ops vs pynn.reference, every ISA path, 1 vs 2 threads,
 float64 central differences of every gradient, extreme values, torch, bad input."""
+import functools
 import warnings
 
 import numpy as np
@@ -80,7 +81,8 @@ def test_probability_targets(isa, rng, name, shape, dtype, weighted):
     _check(got, getattr(ref, name)(*_f64(x, t), sample_weight=_f64(w)[0]), dtype)
 
 
-@pytest.mark.parametrize("name", ["mse", "binary_cross_entropy", "hinge"])
+@pytest.mark.parametrize("name", ["mse", "binary_cross_entropy", "hinge", "mae", "huber",
+                                  "huber_delta", "poisson"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
@@ -90,11 +92,13 @@ def test_elementwise_losses(isa, rng, name, shape, dtype, weighted):
         t = rng.choice([-1.0, 0.0, 1.0], size=shape).astype(dtype)
     elif name == "binary_cross_entropy":
         t = rng.random(shape).astype(dtype)
+    elif name == "poisson":
+        t = rng.poisson(2.0, size=shape).astype(dtype)
     else:
         t = rng.normal(size=shape).astype(dtype)
     w = rng.random(shape[0]).astype(dtype) + 0.1 if weighted else None
-    got = getattr(ops, name)(p, t, sample_weight=w)
-    _check(got, getattr(ref, name)(*_f64(p, t), sample_weight=_f64(w)[0]), dtype)
+    got = _loss_fn(name)(p, t, sample_weight=w)
+    _check(got, _loss_fn(name, ref)(*_f64(p, t), sample_weight=_f64(w)[0]), dtype)
 
 
 def test_out_receives_gradient_without_allocating(rng):
@@ -133,11 +137,18 @@ CASES = {
     "mse": lambda rng, n, c: rng.normal(size=(n, c)),
     "binary_cross_entropy": lambda rng, n, c: rng.random((n, c)),
     "hinge": lambda rng, n, c: rng.choice([-1.0, 1.0], size=(n, c)),
+    "mae": lambda rng, n, c: rng.normal(size=(n, c)),
+    "huber": lambda rng, n, c: rng.normal(size=(n, c)),
+    "huber_delta": lambda rng, n, c: rng.normal(size=(n, c)),
+    "poisson": lambda rng, n, c: rng.poisson(1.5, size=(n, c)).astype(np.float64),
 }
 
 
-def _loss_fn(name):
-    return getattr(ops, name.replace("_probs", ""))
+def _loss_fn(name, module=ops):
+    """The loss function a case name stands for (huber_delta: huber with delta 0.3)."""
+    if name == "huber_delta":
+        return functools.partial(module.huber, delta=0.3)
+    return getattr(module, name.replace("_probs", ""))
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -148,6 +159,8 @@ def test_gradient_central_differences(rng, name, weighted):
     t = CASES[name](rng, n, c)
     if name == "hinge":  # keep margins away from the kink at 1 - t x = 0
         x = np.where(np.abs(1 - t * x) < 0.05, x + 0.2, x)
+    if name == "mae":  # and mae's at x = t
+        x = np.where(np.abs(x - t) < 0.05, x + 0.2, x)
     w = rng.random(n) + 0.5 if weighted else None
     fn = _loss_fn(name)
     _, grad = fn(x, t, sample_weight=w)
@@ -263,6 +276,20 @@ def test_matches_torch(rng, dtype):
     compare(ops.mse(x, probs), torch_loss(F.mse_loss, pt))
     compare(ops.binary_cross_entropy(x, probs),
             torch_loss(F.binary_cross_entropy_with_logits, pt))
+    compare(ops.mae(x, probs), torch_loss(F.l1_loss, pt))
+    compare(ops.huber(x, probs), torch_loss(F.huber_loss, pt))
+    compare(ops.huber(x, probs, delta=0.4), torch_loss(lambda a, t: F.huber_loss(a, t, delta=0.4),
+                                                       pt))
+    counts = rng.poisson(2.0, size=(n, c)).astype(dtype)
+    x_small = x / 3  # rates up to e^3: float32's exp and torch's agree to rounding
+    x[...] = x_small
+    compare(ops.poisson(x, counts),
+            torch_loss(lambda a, t: F.poisson_nll_loss(a, t, log_input=True, full=False),
+                       torch.from_numpy(counts)))
+    compare(ops.poisson(x, counts, sample_weight=w),
+            torch_loss(lambda a, t: (F.poisson_nll_loss(a, t, log_input=True, full=False,
+                                                        reduction="none").mean(1) * wt).sum()
+                       / wt.sum(), torch.from_numpy(counts)))
 
 
 # ---- bad input ---------------------------------------------------------------------------------
@@ -300,6 +327,15 @@ def test_bad_elementwise_targets():
     _bad(TypeError, "target must have dtype float64", ops.mse, p, np.zeros((3, 2), np.float32))
     _bad(ValueError, "pred must be 1-D", ops.mse, np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
     _bad(ValueError, "target must hold -1 or 1.*got 0.5", ops.hinge, p, np.full((3, 2), 0.5))
+    _bad(ValueError, "target must hold counts or rates >= 0.*got -1", ops.poisson, p,
+         np.full((3, 2), -1.0))
+    _bad(ValueError, "target must hold counts or rates >= 0.*got nan", ops.poisson, p,
+         np.full((3, 2), np.nan))
+    for delta in (0, -1.0):
+        _bad(ValueError, r"delta must be in \(0, ", ops.huber, p, p, delta=delta)
+    for delta in (np.inf, np.nan):
+        _bad(ValueError, "delta must be finite", ops.huber, p, p, delta=delta)
+    _bad(TypeError, "delta must be a real number", ops.huber, p, p, delta="1")
     _bad(ValueError, "logits must not be empty", ops.binary_cross_entropy, np.zeros(0),
          np.zeros(0))
 

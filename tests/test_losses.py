@@ -115,3 +115,68 @@ def test_sample_weights_are_checked():
         losses.prepare_sample_weight([1, -2, 1], 3, np.dtype(np.float64))
     with pytest.raises(ValueError, match="all zero"):
         losses.prepare_sample_weight([0, 0, 0], 3, np.dtype(np.float64))
+
+
+# ---- regression losses: mae, huber, poisson ------------------------------------------------------
+
+def test_regression_losses_by_name_alias_and_config():
+    assert isinstance(losses.get("mean_absolute_error"), pynn.MAE)
+    assert isinstance(losses.get("l1"), pynn.MAE)
+    assert losses.get("huber") == pynn.Huber(1.0)
+    assert losses.get({"name": "huber", "delta": 0.25}) == pynn.Huber(0.25)
+    assert losses.get({"name": "huber", "delta": 0.25}) != pynn.Huber(0.5)
+    assert isinstance(losses.get("poisson"), pynn.Poisson)
+    with pytest.raises(ValueError, match="loss config"):
+        losses.get({"name": "mse", "delta": 1.0})
+    with pytest.raises(TypeError, match="needs a 'name'"):
+        losses.get({"delta": 1.0})
+    for bad in (0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="Huber: delta must be finite and > 0"):
+            pynn.Huber(bad)
+    for bad in ("1", True, None):
+        with pytest.raises(TypeError, match="Huber: delta must be a real number"):
+            pynn.Huber(bad)
+
+
+def test_regression_loss_values_match_formulas(rng):
+    out = rng.normal(size=(6, 2))
+    y = rng.normal(size=(6, 2))
+    e = out - y
+    assert np.isclose(pynn.MAE()(out, y), np.abs(e).mean())
+    d = 0.4
+    huber = np.where(np.abs(e) <= d, 0.5 * e ** 2, d * (np.abs(e) - d / 2)).mean()
+    assert np.isclose(pynn.Huber(d)(out, y), huber)
+    counts = rng.poisson(2.0, size=(6, 2))
+    assert np.isclose(pynn.Poisson()(out, counts), (np.exp(out) - counts * out).mean())
+
+
+def test_poisson_predicts_rates_and_refuses_negative_targets(rng):
+    loss = pynn.Poisson()
+    out = rng.normal(size=(5, 1))
+    np.testing.assert_allclose(loss.predict(out), np.exp(out[:, 0]))
+    with pytest.raises(ValueError, match="poisson targets must be counts or rates >= 0"):
+        loss.prepare_target(np.array([1.0, -0.5, 2.0]), 3, 1, np.float64)
+    with pytest.raises(ValueError, match="contains NaN"):
+        loss.prepare_target(np.array([1.0, np.nan, 2.0]), 3, 1, np.float64)
+
+
+@pytest.mark.parametrize("loss", ["mae", pynn.Huber(0.3), "poisson"])
+def test_regression_losses_train_save_and_load(tmp_path, rng, loss):
+    X = rng.normal(size=(400, 3))
+    rate = np.exp(0.8 * X[:, 0] + 0.2)
+    y = rng.poisson(rate).astype(float)
+    model = pynn.Sequential([pynn.Dense(3, 16, "relu"), pynn.Dense(16, 1)], seed=0,
+                            dtype="float64")
+    history = model.fit(X, y, loss=loss, optimizer=pynn.Adam(0.01), epochs=30, batch_size=50,
+                        verbose=0, metrics=["mae", "r2"])
+    scores = model.evaluate(X, y, metrics=["mae", "r2"])
+    assert scores["r2"] > 0.3, scores  # the signal is learnt
+    pred = model.predict(X)
+    # metrics compare predictions in the targets' units (poisson: the rate)
+    np.testing.assert_allclose(scores["mae"], np.abs(pred - y).mean(), rtol=1e-12)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    path = tmp_path / "m.npz"
+    pynn.save(model, path)
+    again = pynn.load(path)
+    assert again.loss == model.loss
+    np.testing.assert_array_equal(again.predict(X), pred)

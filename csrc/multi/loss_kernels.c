@@ -61,14 +61,17 @@
         return total;                                                                         \
     }
 
-/* Elementwise losses: BODY(T, p, t, l, g) sets the loss l and the derivative g of one element.
+/* Elementwise losses: BODY(T, p, t, a, l, g) sets the loss l and the derivative g of one element;
+ * a = (T)param is the loss's parameter (huber's delta; the other losses ignore it).
  * Unweighted or one column: flat blocks of 1024 elements, each summed in T with `omp simd`
  * lane partials (fixed by the block, not the thread count), then in double; weighted: by rows. */
 #define DEFINE_ELEMENTWISE_LOSS(NAME, T, SUF, BODY, SIMD_SUM)                                 \
     double PN_ISA_FN(pn_##NAME##_rows_##SUF)(T * d, const T *p, const T *t, const T *w,       \
-                                             pn_size R, pn_size K, double inv) {              \
+                                             pn_size R, pn_size K, double inv,                \
+                                             double param) {                                  \
         double total = 0;                                                                     \
-        T tinv = (T)inv;                                                                      \
+        T tinv = (T)inv, a = (T)param;                                                        \
+        (void)a;                                                                              \
         if (w == NULL) {                                                                      \
             pn_size n = R * K;                                                                \
             for (pn_size b = 0; b < n; b += 1024) {                                           \
@@ -77,7 +80,7 @@
                 SIMD_SUM(s)                                                                   \
                 for (pn_size i = b; i < e; i++) {                                             \
                     T l, g;                                                                   \
-                    BODY(T, p[i], t[i], l, g);                                                   \
+                    BODY(T, p[i], t[i], a, l, g);                                                \
                     s += l;                                                                   \
                     d[i] = g * tinv;                                                          \
                 }                                                                             \
@@ -90,7 +93,7 @@
                 SIMD_SUM(s)                                                                   \
                 for (pn_size i = b; i < e; i++) {                                             \
                     T l, g;                                                                   \
-                    BODY(T, p[i], t[i], l, g);                                                   \
+                    BODY(T, p[i], t[i], a, l, g);                                                \
                     s += w[i] * l;                                                            \
                     d[i] = g * (w[i] * tinv);                                                 \
                 }                                                                             \
@@ -104,7 +107,7 @@
                 SIMD_SUM(s)                                                                   \
                 for (pn_size j = 0; j < K; j++) {                                             \
                     T l, g;                                                                   \
-                    BODY(T, pr[j], tr[j], l, g);                                                 \
+                    BODY(T, pr[j], tr[j], a, l, g);                                              \
                     s += l;                                                                   \
                     dr[j] = g * sc;                                                           \
                 }                                                                             \
@@ -115,7 +118,7 @@
     }
 
 /* mean squared error: (p - t)^2, derivative 2 (p - t) */
-#define MSE_BODY(T, pv, tv, l, g)                                                                \
+#define MSE_BODY(T, pv, tv, a, l, g)                                                                \
     do {                                                                                      \
         T diff_ = (pv) - (tv);                                                   \
         l = diff_ * diff_;                                                                    \
@@ -123,7 +126,7 @@
     } while (0)
 /* Keras' hinge: target 1 or else -1; max(0, 1 - t s), subgradient -t where the margin is > 0.
  * m < 0 is false for NaN, so a NaN score gives a NaN loss. */
-#define HINGE_BODY(T, sv, tv, l, g)                                                              \
+#define HINGE_BODY(T, sv, tv, a, l, g)                                                              \
     do {                                                                                      \
         T sign_ = (tv) > 0 ? 1 : -1;                                             \
         T m_ = 1 - sign_ * (sv);                                                 \
@@ -138,8 +141,36 @@
         l = ((xv) > 0 ? (xv) : 0) - (xv) * (tv) + LOG1P(e_);                                  \
         g = ((xv) >= 0 ? 1 : e_) / (1 + e_) - (tv);                                           \
     } while (0)
-#define BCE_BODY_F32(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f32, pn_log1p_f32, fabsf)
-#define BCE_BODY_F64(T, xv, tv, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f64, pn_log1p_f64, fabs)
+#define BCE_BODY_F32(T, xv, tv, a, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f32, pn_log1p_f32, fabsf)
+#define BCE_BODY_F64(T, xv, tv, a, l, g) BCE_BODY_(T, xv, tv, l, g, pn_exp_f64, pn_log1p_f64, fabs)
+
+/* mean absolute error (torch's L1Loss): |p - t|, derivative sign(p - t) (0 where p == t) */
+#define MAE_BODY(T, pv, tv, a, l, g)                                                          \
+    do {                                                                                      \
+        T diff_ = (pv) - (tv);                                                                \
+        l = diff_ < 0 ? -diff_ : diff_;                                                       \
+        g = (T)((diff_ > 0) - (diff_ < 0));                                                   \
+        if (diff_ != diff_) g = diff_; /* a NaN prediction gives a NaN gradient */            \
+    } while (0)
+/* Huber with threshold a = delta (torch's HuberLoss): 0.5 d^2 where |d| <= delta, else
+ * delta (|d| - delta / 2); derivative d clipped to [-delta, delta]. */
+#define HUBER_BODY(T, pv, tv, a, l, g)                                                        \
+    do {                                                                                      \
+        T diff_ = (pv) - (tv);                                                                \
+        T abs_ = diff_ < 0 ? -diff_ : diff_;                                                  \
+        l = abs_ <= a ? (T)0.5 * diff_ * diff_ : a * (abs_ - (T)0.5 * a);                     \
+        g = diff_ > a ? a : (diff_ < -a ? -a : diff_);                                        \
+    } while (0)
+/* Poisson negative log-likelihood with a log link (torch's PoissonNLLLoss(log_input=True,
+ * full=False)): the output x is log(rate); exp(x) - t x, derivative exp(x) - t. */
+#define POISSON_BODY_(T, xv, tv, l, g, EXP)                                                   \
+    do {                                                                                      \
+        T rate_ = EXP(xv);                                                                    \
+        l = rate_ - (tv) * (xv);                                                              \
+        g = rate_ - (tv);                                                                     \
+    } while (0)
+#define POISSON_BODY_F32(T, xv, tv, a, l, g) POISSON_BODY_(T, xv, tv, l, g, pn_exp_f32)
+#define POISSON_BODY_F64(T, xv, tv, a, l, g) POISSON_BODY_(T, xv, tv, l, g, pn_exp_f64)
 
 DEFINE_XENT_KERNEL(float, f32, pn_log_f32)
 DEFINE_XENT_KERNEL(double, f64, pn_log_f64)
@@ -149,3 +180,9 @@ DEFINE_ELEMENTWISE_LOSS(hinge, float, f32, HINGE_BODY, PN_SIMD_SUM)
 DEFINE_ELEMENTWISE_LOSS(hinge, double, f64, HINGE_BODY, PN_SIMD_SUM)
 DEFINE_ELEMENTWISE_LOSS(bce, float, f32, BCE_BODY_F32, PN_SIMD_SUM)
 DEFINE_ELEMENTWISE_LOSS(bce, double, f64, BCE_BODY_F64, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(mae, float, f32, MAE_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(mae, double, f64, MAE_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(huber, float, f32, HUBER_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(huber, double, f64, HUBER_BODY, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(poisson, float, f32, POISSON_BODY_F32, PN_SIMD_SUM)
+DEFINE_ELEMENTWISE_LOSS(poisson, double, f64, POISSON_BODY_F64, PN_SIMD_SUM)

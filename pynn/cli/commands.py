@@ -159,6 +159,27 @@ def _duration(seconds: float) -> str:
 
 # ---- metrics ------------------------------------------------------------------------------------
 
+#: Losses for numeric targets: the others are classification losses.
+REGRESSION_LOSSES = ("mse", "mae", "huber", "poisson")
+
+
+def _counts_unscaled(data) -> None:
+    """Poisson predicts rates of counts: its targets stay in their own units (scaling would
+    make them negative), and must be >= 0."""
+    prep = data.prep
+    parts = [("training", "y_train"), ("validation", "y_val"), ("test", "y_test")]
+    for name, attr in parts:
+        y = getattr(data, attr)
+        if y is None:
+            continue
+        raw = y * prep.y_std + prep.y_mean
+        if raw.min() < 0:
+            raise UsageError(f"--loss poisson needs counts or rates >= 0; the "
+                             f"{name} target {prep.target_name!r} has {raw.min():.6g}")
+        setattr(data, attr, raw)
+    prep.y_mean, prep.y_std = 0.0, 1.0
+
+
 def _scores(model, prep: Preprocessing, X, y_encoded, y_raw) -> dict:
     """Loss plus accuracy (classes) or R^2 and RMSE in the target's own units (regression)."""
     target = y_encoded
@@ -248,9 +269,12 @@ def train(args: argparse.Namespace) -> int:
     epochs = recipe["epochs"]
     regression = data.prep.task == "regression"
     loss = args.loss or ("mse" if regression else "cross_entropy")
-    if regression and loss != "mse":
+    if regression and loss not in REGRESSION_LOSSES:
         raise UsageError(f"--loss {loss}: the target {data.prep.target_name!r} is a regression "
-                         f"target; use mse (or --task classification)")
+                         f"target; use one of {', '.join(REGRESSION_LOSSES)} (or --task "
+                         f"classification)")
+    if loss == "poisson":
+        _counts_unscaled(data)
     y_fit, validation = data.y_train, None if data.X_val is None else (data.X_val, data.y_val)
     if loss != "cross_entropy" and not regression:  # the other losses take one-hot rows
         from ..data.datasets import one_hot
@@ -350,7 +374,7 @@ def _preprocessing_of(model, path: str) -> Preprocessing:
             raise UsageError(f"--model {path}: its '{METADATA_KEY}' metadata is damaged") \
                 from None
     n = model.in_features
-    if model.loss is not None and model.loss.name == "mse":
+    if model.loss is not None and model.loss.name in REGRESSION_LOSSES:
         return Preprocessing("regression", np.zeros(n), np.ones(n),
                              [f"x{j}" for j in range(n)], None)
     return Preprocessing("classification", np.zeros(n), np.ones(n),

@@ -157,8 +157,9 @@ def build_parser(prog: str = "pynn") -> argparse.ArgumentParser:
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS,
                        help="hidden-layer activation")
     train.add_argument("--loss", choices=LOSSES, help="default: cross_entropy for "
-                       "classification (the others train on one-hot targets), mse for "
-                       "regression")
+                       "classification (binary_cross_entropy, hinge, kl_divergence train on "
+                       "one-hot targets), mse for regression (or mae, huber with delta 1 in "
+                       "standardised target units, poisson for counts >= 0)")
     train.add_argument("--init", choices=INITS, help="weight initialisation (default: "
                        "he_normal for relu-like activations, glorot_uniform otherwise)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with momentum) or adam")

@@ -56,7 +56,7 @@ def _check_reloadable(model: Sequential) -> None:
     loss = model.loss
     if loss is not None:
         try:
-            same = type(_losses.get(loss.get_config()["name"])) is type(loss)
+            same = type(_losses.get(loss.get_config())) is type(loss)
         except (ValueError, TypeError, KeyError):
             same = False
         if not same:
@@ -279,7 +279,7 @@ def _build(path: str, meta: dict, arrays: dict) -> Sequential:
         raise ModelFileError(f"{path}: the parameters do not match their SHA-256 checksum "
                              f"(the file is corrupt)")
     model.params[...] = params
-    loss = _losses.get(meta["loss"]["name"]) if meta.get("loss") else None
+    loss = _losses.get(meta["loss"]) if meta.get("loss") else None
     optimizer = None
     if meta.get("optimizer"):
         optimizer = _optim.get(meta["optimizer"])

@@ -6,9 +6,19 @@ Each concept is one table of names (``layers.ACTIVATIONS``, ``losses.LOSSES``,
 """
 from . import init, layers, losses, metrics, optim
 from .layers import Dense, Input
-from .losses import MSE, BinaryCrossEntropy, CrossEntropy, Hinge, KLDivergence, Loss
+from .losses import (
+    MAE,
+    MSE,
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Hinge,
+    Huber,
+    KLDivergence,
+    Loss,
+    Poisson,
+)
 from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay
 
-__all__ = ["MSE", "SGD", "Adam", "BinaryCrossEntropy", "Constant", "Cosine", "CrossEntropy",
-           "Dense", "Hinge", "Input", "KLDivergence", "Loss", "Optimizer", "StepDecay", "init",
-           "layers", "losses", "metrics", "optim"]
+__all__ = ["MAE", "MSE", "SGD", "Adam", "BinaryCrossEntropy", "Constant", "Cosine",
+           "CrossEntropy", "Dense", "Hinge", "Huber", "Input", "KLDivergence", "Loss", "Optimizer",
+           "Poisson", "StepDecay", "init", "layers", "losses", "metrics", "optim"]

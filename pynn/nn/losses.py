@@ -8,6 +8,9 @@ name                      output function    targets ``y``                      
 ``cross_entropy``         softmax            int labels (n,) or one-hot/probs (n,c)  labels
 ``binary_cross_entropy``  sigmoid            {0,1} (or [0,1]) of shape (n,) or (n,k) 0/1
 ``mse``                   identity           real values (n,) or (n,k)               values
+``mae``                   identity           real values (n,) or (n,k)               values
+``huber``                 identity           real values (n,) or (n,k)               values
+``poisson``               exp (log link)     counts or rates >= 0, (n,) or (n,k)     exp(out)
 ``hinge``                 identity           {-1, 1} (0 read as -1), (n,) or (n,k)   -1/1
 ``kl_divergence``         log-softmax        probabilities (n,c)                     labels
 ========================  =================  =====================================  ==========
@@ -17,18 +20,23 @@ an instance is also a plain function: ``loss(outputs, y) -> float``.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import ops
 
 __all__ = [
     "LOSSES",
+    "MAE",
     "MSE",
     "BinaryCrossEntropy",
     "CrossEntropy",
     "Hinge",
+    "Huber",
     "KLDivergence",
     "Loss",
+    "Poisson",
     "get",
 ]
 
@@ -116,6 +124,11 @@ class Loss:
     def predict(self, outputs: np.ndarray) -> np.ndarray:
         """Labels (classification) or values (regression) from raw outputs."""
         raise NotImplementedError
+
+    def output_values(self, outputs: np.ndarray) -> np.ndarray:
+        """Raw outputs in the targets' units (poisson's rate exp(output)), shape kept: what the
+        regression metrics compare with the targets."""
+        return outputs
 
     def accuracy_buffers(self, n: int, n_outputs: int) -> tuple:
         """Scratch arrays for `batch_accuracy` (so a training step allocates nothing)."""
@@ -313,18 +326,12 @@ class Hinge(BinaryCrossEntropy):
         return labels[:, 0] if labels.shape[1] == 1 else labels
 
 
-class MSE(Loss):
-    """Mean squared error over all outputs (identity output): the regression loss.
+class _Regression(Loss):
+    """Shared by the regression losses: real targets (n,) or (n, k); predictions are the
+    output values."""
 
-    Targets: real values of shape (n,) for one output or (n, k).
-    """
-
-    name = "mse"
     has_accuracy = False
     has_proba = False
-
-    def _kernel(self, outputs, target, sample_weight, out):
-        return ops.mse(outputs, target, sample_weight=sample_weight, out=out)
 
     def prepare_target(self, y, n, n_outputs, dtype, name="y"):
         arr = _as_columns(_as_array(y, name), n, n_outputs, name)
@@ -332,25 +339,118 @@ class MSE(Loss):
         return _cast_finite(arr, dtype, name)
 
     def predict(self, outputs: np.ndarray) -> np.ndarray:
-        return outputs[:, 0].copy() if outputs.shape[1] == 1 else outputs
+        values = self.output_values(outputs)
+        return values[:, 0].copy() if values.shape[1] == 1 else values
 
     def batch_accuracy(self, outputs, target, buffers):
         return float("nan")
 
 
+class MSE(_Regression):
+    """Mean squared error over all outputs (identity output): the regression loss.
+
+    Targets: real values of shape (n,) for one output or (n, k).
+    """
+
+    name = "mse"
+
+    def _kernel(self, outputs, target, sample_weight, out):
+        return ops.mse(outputs, target, sample_weight=sample_weight, out=out)
+
+
+class MAE(_Regression):
+    """Mean absolute error (L1) over all outputs: a regression loss robust to outliers, which
+    fits the conditional median."""
+
+    name = "mae"
+
+    def _kernel(self, outputs, target, sample_weight, out):
+        return ops.mae(outputs, target, sample_weight=sample_weight, out=out)
+
+
+class Huber(_Regression):
+    """Huber loss over all outputs: squared error within ``delta`` of the target, absolute error
+    (slope ``delta``) beyond it (PyTorch's HuberLoss, Keras' Huber).
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear (finite, > 0), in the targets' units.
+    """
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        if isinstance(delta, (bool, str, bytes)) or not isinstance(delta, numbers.Real):
+            raise TypeError(f"Huber: delta must be a real number, got {type(delta).__name__}")
+        if not (0 < float(delta) < float("inf")):
+            raise ValueError(f"Huber: delta must be finite and > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def _kernel(self, outputs, target, sample_weight, out):
+        return ops.huber(outputs, target, delta=self.delta, sample_weight=sample_weight, out=out)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "delta": self.delta}
+
+    def __repr__(self) -> str:
+        return f"Huber(delta={self.delta!r})"
+
+
+class Poisson(_Regression):
+    """Poisson negative log-likelihood with a log link: the model's output is the log of the
+    predicted rate, ``predict`` returns the rate ``exp(output)``. For counts and other
+    non-negative targets (scikit-learn's ``MLPRegressor(loss="poisson")``, PyTorch's
+    ``PoissonNLLLoss(log_input=True)``, Keras' ``poisson`` on the exp output).
+
+    Targets: values >= 0 of shape (n,) or (n, k).
+    """
+
+    name = "poisson"
+    output_function = "exp"
+
+    def _kernel(self, outputs, target, sample_weight, out):
+        return ops.poisson(outputs, target, sample_weight=sample_weight, out=out)
+
+    def prepare_target(self, y, n, n_outputs, dtype, name="y"):
+        target = super().prepare_target(y, n, n_outputs, dtype, name)
+        if (target < 0).any():
+            raise ValueError(f"{name}: poisson targets must be counts or rates >= 0, got a "
+                             f"minimum of {target.min()}")
+        return target
+
+    def output_values(self, outputs: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):  # a rate beyond the dtype's range is inf
+            return np.exp(outputs)
+
+
 LOSSES = {"cross_entropy": CrossEntropy, "binary_cross_entropy": BinaryCrossEntropy,
-          "mse": MSE, "hinge": Hinge, "kl_divergence": KLDivergence}
+          "mse": MSE, "mae": MAE, "huber": Huber, "poisson": Poisson, "hinge": Hinge,
+          "kl_divergence": KLDivergence}
 _ALIASES = {"categorical_crossentropy": "cross_entropy",
             "sparse_categorical_crossentropy": "cross_entropy",
             "softmax_cross_entropy": "cross_entropy", "binary_crossentropy":
             "binary_cross_entropy", "bce": "binary_cross_entropy",
-            "mean_squared_error": "mse", "kl_div": "kl_divergence", "kld": "kl_divergence"}
+            "mean_squared_error": "mse", "mean_absolute_error": "mae", "l1": "mae",
+            "huber_loss": "huber", "poisson_nll": "poisson", "kl_div": "kl_divergence",
+            "kld": "kl_divergence"}
 
 
-def get(loss: str | Loss) -> Loss:
-    """A Loss instance from a name (see `LOSSES`, plus Keras-style aliases) or an instance."""
+def get(loss: str | dict | Loss) -> Loss:
+    """A Loss instance from a name (see `LOSSES`, plus Keras-style aliases), a config dict as
+    `Loss.get_config` writes it (``{"name": "huber", "delta": 2.0}``), or an instance."""
     if isinstance(loss, Loss):
         return loss
+    if isinstance(loss, dict):
+        options = dict(loss)
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"a loss config needs a 'name' string, got {loss!r}")
+        cls = get(name).__class__
+        try:
+            return cls(**options)
+        except TypeError as exc:
+            raise ValueError(f"loss config {loss!r}: {exc}") from None
     if isinstance(loss, str):
         key = _ALIASES.get(loss, loss)
         if key in LOSSES:

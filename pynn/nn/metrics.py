@@ -239,7 +239,8 @@ class _Regression(Metric):
         if target is None:
             raise ValueError(f"metric {self.name!r} compares outputs with targets of the same "
                              f"shape (a regression loss such as mse)")
-        return outputs.astype(np.float64) - target
+        # in the targets' units: poisson's outputs are log-rates
+        return self.loss.output_values(outputs).astype(np.float64) - target
 
 
 class MAE(_Regression):

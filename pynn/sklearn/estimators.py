@@ -27,7 +27,7 @@ writing into them changes the model. Assigning new arrays (``est.coefs_ = [...]`
 by the next predict / warm-start fit / partial_fit (shapes are checked).
 
 solver='lbfgs' (with max_fun) runs scipy's L-BFGS-B on pynn's full-batch forward and backward.
-Not supported: loss='poisson' for the regressor.
+``MLPRegressor(loss='poisson')`` is scikit-learn's half Poisson deviance with an exp output.
 
 scikit-learn is an optional dependency: ``pip install scikit-learn``.
 """
@@ -692,7 +692,7 @@ _ATTRIBUTES_DOC = """
     n_outputs_ : int
         Number of outputs.
     out_activation_ : str
-        Output function: 'softmax', 'logistic' or 'identity'.
+        Output function: 'softmax', 'logistic', 'identity' or 'exp' (loss='poisson').
 """
 
 
@@ -919,10 +919,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = ("""Multi-layer perceptron regressor on pynn's kernels (drop-in for
     scikit-learn's MLPRegressor with solver 'sgd' or 'adam').
 
-    Squared error (half the mean squared error, as scikit-learn), identity output; y may have
-    several columns (multi-output).
-""" + _COMMON_PARAMS_DOC + """    loss : {'squared_error'}, default='squared_error'
-        The loss ('poisson' is not available).
+    Squared error (half the mean squared error, as scikit-learn) with an identity output, or
+    half the Poisson deviance with an exp output (``loss='poisson'``, for counts and rates
+    >= 0); y may have several columns (multi-output).
+""" + _COMMON_PARAMS_DOC + """    loss : {'squared_error', 'poisson'}, default='squared_error'
+        'poisson': the network predicts ``exp(output)``; y must be >= 0.
 """ + _PYNN_PARAMS_DOC + _ATTRIBUTES_DOC + """
     Examples
     --------
@@ -933,7 +934,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: ClassVar[dict] = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
@@ -971,19 +972,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_threads = n_threads
 
     def _output_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(f"y must be >= 0 (counts or rates) for loss='poisson', got a "
+                             f"minimum of {y.min()}")
         return X, y
+
+    def _predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """The network's outputs through the output function (exp for poisson)."""
+        if self.out_activation_ == "exp":
+            with np.errstate(over="ignore"):  # a rate beyond the dtype's range is inf
+                return np.exp(outputs)
+        return outputs
 
     def _encode_target(self, y) -> np.ndarray:
         return np.ascontiguousarray(y, dtype=self._network.dtype)
 
     def _score_outputs(self, outputs, y, sample_weight) -> float:
+        outputs = self._predictions(outputs)
         if not ops.all_finite(outputs):
             return np.nan
         pred = outputs.ravel() if outputs.shape[1] == 1 else outputs
@@ -1001,7 +1013,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
         check_is_fitted(self)
-        y = self._outputs(X)
+        y = self._predictions(self._outputs(X))
         return y.ravel() if y.shape[1] == 1 else y
 
     def partial_fit(self, X, y, sample_weight=None):
@@ -1024,6 +1036,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.target_tags.positive_only = self.loss == "poisson"
         return tags
 
 

@@ -21,6 +21,7 @@ the loss is computed from logits (no clipping of probabilities is needed, unlike
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from .. import ops
 from ..nn.losses import Loss
@@ -50,6 +51,12 @@ class ScikitLearnLoss(Loss):
             self._fused = ops.mse
             self._scale_value = 0.5
             self._scale_grad = 0.5 * n_outputs
+        elif out_activation == "exp":
+            # scikit-learn's half Poisson deviance: the sum over outputs of the mean of
+            # xlogy(y, y / p) - y + p, p = exp(z); pynn's poisson is the mean of p - y z, so the
+            # deviance adds the model-free sum of xlogy(y, y) - y (`_deviance_offset`)
+            self._fused = ops.poisson
+            self._scale_value = self._scale_grad = float(n_outputs)
         else:
             raise ValueError(f"unknown output activation {out_activation!r}")
 
@@ -57,10 +64,21 @@ class ScikitLearnLoss(Loss):
         value, grad = self._fused(outputs, target, sample_weight=sample_weight, out=out)
         if self._scale_grad != 1.0:
             np.multiply(grad, grad.dtype.type(self._scale_grad), out=grad)
-        return value * self._scale_value, grad
+        value *= self._scale_value
+        if self.out_activation == "exp":
+            value += _deviance_offset(target, sample_weight)
+        return value, grad
 
     def get_config(self) -> dict:
         return {"name": self.name}
+
+
+def _deviance_offset(target: np.ndarray, sample_weight: np.ndarray | None) -> float:
+    """The weighted mean over rows of sum_k xlogy(y, y) - y: what the half Poisson deviance adds
+    to pynn's Poisson loss (it does not depend on the model)."""
+    y = target.astype(np.float64)
+    rows = (special.xlogy(y, y) - y).sum(axis=1)
+    return float(np.average(rows, weights=sample_weight))
 
 
 def invscaling_rate(learning_rate_init: float, samples_seen: int, power_t: float) -> float:
