@@ -11,7 +11,12 @@
                     T wd));                                                                   \
     PN_DECLARE_ISA(void, pn_adam_kernel_##SUF,                                                \
                    (T * theta, T * m, T * v, const T *grad, pn_size P, T step_size, T decay,  \
-                    T one_b1, T b2, T one_b2, T eps, T bc2_sqrt));
+                    T one_b1, T b2, T one_b2, T eps, T bc2_sqrt));                            \
+    PN_DECLARE_ISA(void, pn_rmsprop_kernel_##SUF,                                             \
+                   (T * theta, T * v, T * gavg, T * buf, const T *grad, pn_size P, T lr,      \
+                    T alpha, T one_alpha, T eps, T wd, T mu));                                \
+    PN_DECLARE_ISA(void, pn_adagrad_kernel_##SUF,                                             \
+                   (T * theta, T * sum, const T *grad, pn_size P, T clr, T eps, T wd));
 DECLARE_OPTIM_KERNELS(float, f32)
 DECLARE_OPTIM_KERNELS(double, f64)
 
@@ -36,6 +41,25 @@ DECLARE_OPTIM_KERNELS(double, f64)
             PN_DISPATCH(pn_adam_kernel_##SUF)(params + lo, m + lo, v + lo, grads + lo,        \
                                               hi - lo, step_size, decay, (T)(1.0 - beta1),    \
                                               (T)beta2, (T)(1.0 - beta2), (T)eps, bc2_sqrt)); \
+    }                                                                                         \
+    void pn_rmsprop_step_##SUF(T *params, T *v, T *gavg, T *buf, const T *grads, pn_size P,   \
+                               double lr, double alpha, double eps, double weight_decay,      \
+                               double momentum) {                                             \
+        int nt = pn_threads_here((double)P * 2, PN_GRAIN);                                    \
+        PN_PARALLEL_SLICES(nt, P, 64,                                                         \
+            PN_DISPATCH(pn_rmsprop_kernel_##SUF)(params + lo, v + lo,                         \
+                                                 gavg ? gavg + lo : NULL,                     \
+                                                 buf ? buf + lo : NULL, grads + lo, hi - lo,  \
+                                                 (T)lr, (T)alpha, (T)(1.0 - alpha), (T)eps,   \
+                                                 (T)weight_decay, (T)momentum));              \
+    }                                                                                         \
+    void pn_adagrad_step_##SUF(T *params, T *sum, const T *grads, pn_size P, int64_t step,    \
+                               double lr, double lr_decay, double eps, double weight_decay) { \
+        T clr = (T)(lr / (1.0 + (double)(step - 1) * lr_decay));                              \
+        int nt = pn_threads_here((double)P * 2, PN_GRAIN);                                    \
+        PN_PARALLEL_SLICES(nt, P, 64,                                                         \
+            PN_DISPATCH(pn_adagrad_kernel_##SUF)(params + lo, sum + lo, grads + lo, hi - lo,  \
+                                                 clr, (T)eps, (T)weight_decay));              \
     }
 
 DEFINE_OPTIM(float, f32)

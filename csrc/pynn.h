@@ -138,6 +138,23 @@ void pn_adam_step_f64(double *params, double *m, double *v, const double *grads,
                       int64_t step, double lr, double beta1, double beta2, double eps,
                       double weight_decay);
 
+/* RMSprop as PyTorch's: g = grad + wd theta; v = alpha v + (1 - alpha) g^2; gavg (centered,
+ * else NULL) = alpha gavg + (1 - alpha) g; denom = sqrt(v - gavg^2) + eps; buf (momentum > 0,
+ * else NULL) = momentum buf + g / denom, theta -= lr buf; without buf theta -= lr g / denom. */
+void pn_rmsprop_step_f32(float *params, float *v, float *gavg, float *buf, const float *grads,
+                         pn_size P, double lr, double alpha, double eps, double weight_decay,
+                         double momentum);
+void pn_rmsprop_step_f64(double *params, double *v, double *gavg, double *buf,
+                         const double *grads, pn_size P, double lr, double alpha, double eps,
+                         double weight_decay, double momentum);
+/* Adagrad as PyTorch's: g = grad + wd theta; sum += g^2;
+ * theta -= lr / (1 + (step - 1) lr_decay) * g / (sqrt(sum) + eps); step >= 1. */
+void pn_adagrad_step_f32(float *params, float *sum, const float *grads, pn_size P, int64_t step,
+                         double lr, double lr_decay, double eps, double weight_decay);
+void pn_adagrad_step_f64(double *params, double *sum, const double *grads, pn_size P,
+                         int64_t step, double lr, double lr_decay, double eps,
+                         double weight_decay);
+
 /* triad.c: a = b + s*c on `threads` threads (a STREAM triad: the benchmarks' bandwidth yardstick) */
 void pn_stream_triad_f64(double *a, const double *b, const double *c, double s, pn_size n,
                          int threads);

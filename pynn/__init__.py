@@ -56,6 +56,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
         MAE,
         MSE,
         SGD,
+        Adagrad,
         Adam,
         BinaryCrossEntropy,
         Constant,
@@ -69,6 +70,7 @@ if _installed_copy(__name__, __file__, __path__) is None:
         Loss,
         Optimizer,
         Poisson,
+        RMSprop,
         StepDecay,
         init,
         layers,
@@ -84,10 +86,10 @@ if _installed_copy(__name__, __file__, __path__) is None:
         _sys.modules.setdefault(f"{__name__}.{_name}", _module)
     del _name, _module
 
-    __all__ = ["MAE", "MSE", "SGD", "Adam", "BinaryCrossEntropy", "CSVLogger", "Callback", "Constant",
+    __all__ = ["MAE", "MSE", "SGD", "Adagrad", "Adam", "BinaryCrossEntropy", "CSVLogger", "Callback", "Constant",
                "Cosine", "CrossEntropy", "Dense", "EarlyStopping", "Hinge", "History", "Huber", "Input",
                "KLDivergence", "LambdaCallback", "Loss", "ModelCheckpoint", "ModelFileError",
-               "Optimizer", "Poisson", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
+               "Optimizer", "Poisson", "RMSprop", "ReduceLROnPlateau", "Sequential", "StepDecay", "TerminateOnNaN",
                "TrainingDivergedError", "__version__", "build_info", "callbacks", "datasets",
                "from_torch", "get_isa", "get_num_threads", "gradcheck", "init", "io", "layers",
                "load", "losses", "nn", "ops", "optim", "save", "set_isa", "set_num_threads",

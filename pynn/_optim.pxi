@@ -11,6 +11,18 @@ cdef extern from "pynn.h" nogil:
     void pn_adam_step_f64(double *params, double *m, double *v, const double *grads, pn_size P,
                           int64_t step, double lr, double beta1, double beta2, double eps,
                           double weight_decay)
+    void pn_rmsprop_step_f32(float *params, float *v, float *gavg, float *buf,
+                             const float *grads, pn_size P, double lr, double alpha, double eps,
+                             double weight_decay, double momentum)
+    void pn_rmsprop_step_f64(double *params, double *v, double *gavg, double *buf,
+                             const double *grads, pn_size P, double lr, double alpha, double eps,
+                             double weight_decay, double momentum)
+    void pn_adagrad_step_f32(float *params, float *sum, const float *grads, pn_size P,
+                             int64_t step, double lr, double lr_decay, double eps,
+                             double weight_decay)
+    void pn_adagrad_step_f64(double *params, double *sum, const double *grads, pn_size P,
+                             int64_t step, double lr, double lr_decay, double eps,
+                             double weight_decay)
 
 
 cdef cnp.ndarray _state_array(object arr, str name, cnp.ndarray params):
@@ -100,11 +112,7 @@ def adam_step(params, grads, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
     cdef cnp.ndarray g = _grads_array(grads, p)
     cdef cnp.ndarray ma = _state_array(m, "m", p)
     cdef cnp.ndarray va = _state_array(v, "v", p)
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"step must be an int (1 for the first step), got {type(step).__name__}")
-    if step < 1:
-        raise ValueError(f"step must be >= 1 (1 for the first step), got {step}")
-    cdef int64_t t = min(int(step), 1 << 62)
+    cdef int64_t t = _step_count(step)
     cdef double lr_ = _finite_float(lr, "lr", 0.0)
     cdef double b1 = _finite_float(beta1, "beta1", 0.0, 1.0)
     cdef double b2 = _finite_float(beta2, "beta2", 0.0, 1.0)
@@ -126,6 +134,74 @@ def adam_step(params, grads, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
         with nogil:
             pn_adam_step_f64(<double *>pp, <double *>mp, <double *>vp, <const double *>gp, P, t,
                              lr_, b1, b2, eps_, wd)
+
+
+cdef int64_t _step_count(object step) except -1:
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an int (1 for the first step), got {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (1 for the first step), got {step}")
+    return min(int(step), 1 << 62)
+
+
+def rmsprop_step(params, grads, v, gavg=None, buf=None, lr=1e-2, alpha=0.99, eps=1e-8,
+                 weight_decay=0.0, momentum=0.0):
+    """One RMSprop step in place; see pynn.ops.rmsprop_step."""
+    cdef cnp.ndarray p = _params_array(params)
+    cdef cnp.ndarray g = _grads_array(grads, p)
+    cdef cnp.ndarray va = _state_array(v, "v", p)
+    cdef cnp.ndarray ga = None if gavg is None else _state_array(gavg, "gavg", p)
+    cdef double lr_ = _finite_float(lr, "lr", 0.0)
+    cdef double al = _finite_float(alpha, "alpha", 0.0, 1.0)
+    cdef double eps_ = _finite_float(eps, "eps", 0.0, 1e308, True)
+    cdef double wd = _finite_float(weight_decay, "weight_decay", 0.0)
+    cdef double mu = _finite_float(momentum, "momentum", 0.0)
+    cdef cnp.ndarray ba = None
+    if buf is None:
+        if mu != 0:
+            raise ValueError(f"buf must be an array when momentum != 0 (got momentum={mu})")
+    else:
+        ba = _state_array(buf, "buf", p)
+    _no_overlap([("params", p), ("grads", g), ("v", va), ("gavg", ga), ("buf", ba)])
+    cdef pn_size P = cnp.PyArray_SIZE(p)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef void *vp = cnp.PyArray_DATA(va)
+    cdef void *ap = _data_or_null(ga)
+    cdef void *bp = _data_or_null(ba)
+    if _is_f32(p):
+        with nogil:
+            pn_rmsprop_step_f32(<float *>pp, <float *>vp, <float *>ap, <float *>bp,
+                                <const float *>gp, P, lr_, al, eps_, wd, mu)
+    else:
+        with nogil:
+            pn_rmsprop_step_f64(<double *>pp, <double *>vp, <double *>ap, <double *>bp,
+                                <const double *>gp, P, lr_, al, eps_, wd, mu)
+
+
+def adagrad_step(params, grads, state_sum, step, lr=1e-2, lr_decay=0.0, eps=1e-10, weight_decay=0.0):
+    """One Adagrad step in place; see pynn.ops.adagrad_step."""
+    cdef cnp.ndarray p = _params_array(params)
+    cdef cnp.ndarray g = _grads_array(grads, p)
+    cdef cnp.ndarray sa = _state_array(state_sum, "state_sum", p)
+    cdef int64_t t = _step_count(step)
+    cdef double lr_ = _finite_float(lr, "lr", 0.0)
+    cdef double decay = _finite_float(lr_decay, "lr_decay", 0.0)
+    cdef double eps_ = _finite_float(eps, "eps", 0.0, 1e308, True)
+    cdef double wd = _finite_float(weight_decay, "weight_decay", 0.0)
+    _no_overlap([("params", p), ("grads", g), ("state_sum", sa)])
+    cdef pn_size P = cnp.PyArray_SIZE(p)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef void *sp = cnp.PyArray_DATA(sa)
+    if _is_f32(p):
+        with nogil:
+            pn_adagrad_step_f32(<float *>pp, <float *>sp, <const float *>gp, P, t, lr_, decay,
+                                eps_, wd)
+    else:
+        with nogil:
+            pn_adagrad_step_f64(<double *>pp, <double *>sp, <const double *>gp, P, t, lr_,
+                                decay, eps_, wd)
 
 
 cdef extern from "pynn.h" nogil:

@@ -31,6 +31,7 @@ __all__ += [
     "FORWARD_ONLY_ACTIVATIONS",
     "activation",
     "activation_backward",
+    "adagrad_step",
     "adam_step",
     "bias_grad",
     "binary_cross_entropy",
@@ -40,6 +41,7 @@ __all__ += [
     "mae",
     "mse",
     "poisson",
+    "rmsprop_step",
     "sgd_step",
     "softmax",
     "softmax_cross_entropy",
@@ -350,3 +352,73 @@ def adam_step(params: np.ndarray, grads: ArrayLike, m: np.ndarray, v: np.ndarray
     weight_decay : float, default 0
     """
     _core.adam_step(params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay)
+
+
+def rmsprop_step(params: np.ndarray, grads: ArrayLike, v: np.ndarray,
+                 gavg: np.ndarray | None = None, buf: np.ndarray | None = None, *,
+                 lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0) -> None:
+    """One RMSprop step, in place, in one fused pass (``torch.optim.RMSprop``)::
+
+        g = grads + weight_decay * params
+        v = alpha * v + (1 - alpha) * g**2
+        centered: gavg = alpha * gavg + (1 - alpha) * g;  denom = sqrt(v - gavg**2) + eps
+        else:     denom = sqrt(v) + eps
+        momentum > 0: buf = momentum * buf + g / denom;  params -= lr * buf
+        else:         params -= lr * g / denom
+
+    Parameters
+    ----------
+    params : ndarray of float32 or float64
+        Updated in place: C-contiguous, writeable, not empty.
+    grads : array_like
+        params' shape and dtype.
+    v : ndarray
+        The running mean of squared gradients (zeros before the first step), params' shape and
+        dtype, updated in place.
+    gavg : ndarray or None
+        The running mean of the gradients for the centered variant, else None.
+    buf : ndarray or None
+        The momentum buffer; None only when momentum == 0.
+    lr : float, default 1e-2
+    alpha : float, default 0.99
+        Smoothing constant in [0, 1].
+    eps : float, default 1e-8
+        > 0.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient, >= 0.
+    momentum : float, default 0
+        >= 0.
+    """
+    _core.rmsprop_step(params, grads, v, gavg, buf, lr, alpha, eps, weight_decay, momentum)
+
+
+def adagrad_step(params: np.ndarray, grads: ArrayLike, state_sum: np.ndarray, *, step: int,
+                 lr: float = 1e-2, lr_decay: float = 0.0, eps: float = 1e-10,
+                 weight_decay: float = 0.0) -> None:
+    """One Adagrad step, in place, in one fused pass (``torch.optim.Adagrad``)::
+
+        g = grads + weight_decay * params
+        state_sum += g**2
+        params -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
+
+    Parameters
+    ----------
+    params : ndarray of float32 or float64
+        Updated in place: C-contiguous, writeable, not empty.
+    grads : array_like
+        params' shape and dtype.
+    state_sum : ndarray
+        The sum of squared gradients (``initial_accumulator_value`` before the first step),
+        params' shape and dtype, updated in place.
+    step : int
+        1 for the first step, then 2, 3, ...
+    lr : float, default 1e-2
+    lr_decay : float, default 0
+        >= 0.
+    eps : float, default 1e-10
+        > 0.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient, >= 0.
+    """
+    _core.adagrad_step(params, grads, state_sum, step, lr, lr_decay, eps, weight_decay)

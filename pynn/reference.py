@@ -121,6 +121,7 @@ def all_finite(x: np.ndarray) -> bool:
 __all__ += [
     "activation",
     "activation_backward",
+    "adagrad_step",
     "adam_step",
     "bias_grad",
     "binary_cross_entropy",
@@ -130,6 +131,7 @@ __all__ += [
     "mae",
     "mse",
     "poisson",
+    "rmsprop_step",
     "sgd_step",
     "softmax",
     "softmax_cross_entropy",
@@ -336,3 +338,35 @@ def adam_step(params: np.ndarray, grads: np.ndarray, m: np.ndarray, v: np.ndarra
     step_size = lr / (1 - beta1 ** step)
     denom = np.sqrt(v) / dt(np.sqrt(1 - beta2 ** step)) + dt(eps)
     params -= dt(step_size) * (m / denom)
+
+
+def rmsprop_step(params: np.ndarray, grads: np.ndarray, v: np.ndarray,
+                 gavg: np.ndarray | None = None, buf: np.ndarray | None = None, *,
+                 lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0) -> None:
+    dt = params.dtype.type
+    g = grads + dt(weight_decay) * params
+    v *= dt(alpha)
+    v += dt(1 - alpha) * (g * g)
+    if gavg is not None:
+        gavg *= dt(alpha)
+        gavg += dt(1 - alpha) * g
+        denom = np.sqrt(v - gavg * gavg) + dt(eps)
+    else:
+        denom = np.sqrt(v) + dt(eps)
+    if buf is not None:
+        buf *= dt(momentum)
+        buf += g / denom
+        params -= dt(lr) * buf
+    else:
+        params -= dt(lr) * (g / denom)
+
+
+def adagrad_step(params: np.ndarray, grads: np.ndarray, state_sum: np.ndarray, *, step: int,
+                 lr: float = 1e-2, lr_decay: float = 0.0, eps: float = 1e-10,
+                 weight_decay: float = 0.0) -> None:
+    dt = params.dtype.type
+    g = grads + dt(weight_decay) * params
+    state_sum += g * g
+    clr = lr / (1 + (step - 1) * lr_decay)
+    params -= dt(clr) * (g / (np.sqrt(state_sum) + dt(eps)))

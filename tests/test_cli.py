@@ -31,7 +31,7 @@ def run_cli(capsys, *argv):
     (["train", "--batch-size", "1.5"], "argument --batch-size: expected a positive integer"),
     (["train", "--threads", "-2"], "argument --threads: expected a positive integer"),
     (["train", "--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
-    (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+    (["train", "--optimizer", "adadelta"], "argument --optimizer: invalid choice: 'adadelta'"),
     (["train", "--activation", "step"], "argument --activation: invalid choice: 'step'"),
     (["train", "--loss", "nll"], "argument --loss: invalid choice: 'nll'"),
     (["train", "--data", "/no/such/dir"], ("argument --data: expected digits, fashion-mnist, "

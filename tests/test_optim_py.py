@@ -23,7 +23,7 @@ from pynn.gradcheck import analytic_gradient
     (lambda: pynn.Adam(eps=0), ValueError, "eps"),
     (lambda: pynn.Cosine(0.1, epochs=0), ValueError, "epochs"),
     (lambda: pynn.StepDecay(0.1, step_size=0), ValueError, "step_size"),
-    (lambda: optim.get("rmsprop"), ValueError, "optimizer must be one of"),
+    (lambda: optim.get("adadelta"), ValueError, "optimizer must be one of"),
 ])
 def test_bad_hyperparameters_are_refused(make, exc, words):
     with pytest.raises(exc, match=words):

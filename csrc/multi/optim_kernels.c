@@ -50,6 +50,49 @@
             T denom = SQRT(vi) / bc2_sqrt + eps;                                              \
             theta[i] = theta[i] * decay - step_size * (mi / denom);                           \
         }                                                                                     \
+    }                                                                                         \
+    /* RMSprop in PyTorch's order (L2 weight decay added to the gradient):                   \
+     *   g += wd theta;  v = alpha v + (1 - alpha) g^2;                                       \
+     *   centered (gavg != NULL): gavg = alpha gavg + (1 - alpha) g, denom = sqrt(v - gavg^2) \
+     *   + eps; else denom = sqrt(v) + eps;                                                   \
+     *   momentum (buf != NULL): buf = mu buf + g / denom, theta -= lr buf;                   \
+     *   else theta -= lr g / denom. */                                                       \
+    void PN_ISA_FN(pn_rmsprop_kernel_##SUF)(T * theta, T * v, T * gavg, T * buf,              \
+                                            const T *grad, pn_size P, T lr, T alpha,          \
+                                            T one_alpha, T eps, T wd, T mu) {                 \
+        PN_SIMD                                                                               \
+        for (pn_size i = 0; i < P; i++) {                                                     \
+            T g = grad[i] + wd * theta[i];                                                    \
+            T vi = alpha * v[i] + one_alpha * (g * g);                                        \
+            v[i] = vi;                                                                        \
+            T centre = 0;                                                                     \
+            if (gavg) {                                                                       \
+                T ai = alpha * gavg[i] + one_alpha * g;                                       \
+                gavg[i] = ai;                                                                 \
+                centre = ai * ai;                                                             \
+            }                                                                                 \
+            T denom = SQRT(vi - centre) + eps;                                                \
+            if (buf) {                                                                        \
+                T bi = mu * buf[i] + g / denom;                                               \
+                buf[i] = bi;                                                                  \
+                theta[i] -= lr * bi;                                                          \
+            } else {                                                                          \
+                theta[i] -= lr * (g / denom);                                                 \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+    /* Adagrad in PyTorch's order: g += wd theta; sum += g^2;                                 \
+     * theta -= clr g / (sqrt(sum) + eps), clr = lr / (1 + (step - 1) lr_decay) from the      \
+     * caller. */                                                                             \
+    void PN_ISA_FN(pn_adagrad_kernel_##SUF)(T * theta, T * sum, const T *grad, pn_size P,     \
+                                            T clr, T eps, T wd) {                             \
+        PN_SIMD                                                                               \
+        for (pn_size i = 0; i < P; i++) {                                                     \
+            T g = grad[i] + wd * theta[i];                                                    \
+            T si = sum[i] + g * g;                                                            \
+            sum[i] = si;                                                                      \
+            theta[i] -= clr * (g / (SQRT(si) + eps));                                         \
+        }                                                                                     \
     }
 
 DEFINE_OPTIM_KERNELS(float, f32, sqrtf)

@@ -109,13 +109,15 @@ def _optimizer(recipe: dict, epochs: int):
         lr = pynn.optim.StepDecay(recipe["lr"], step_size=max(1, epochs // 3), gamma=0.1)
     else:
         lr = recipe["lr"]
-    if recipe["optimizer"] == "sgd":
-        text = f"sgd lr {recipe['lr']:g} momentum {recipe['momentum']:g}"
-        optimizer = pynn.SGD(lr=lr, momentum=recipe["momentum"],
-                             weight_decay=recipe["weight_decay"])
+    name = recipe["optimizer"]
+    if name in ("sgd", "rmsprop"):  # the two with momentum
+        text = f"{name} lr {recipe['lr']:g} momentum {recipe['momentum']:g}"
+        make = pynn.SGD if name == "sgd" else pynn.RMSprop
+        optimizer = make(lr=lr, momentum=recipe["momentum"], weight_decay=recipe["weight_decay"])
     else:
-        text = f"adam lr {recipe['lr']:g}"
-        optimizer = pynn.Adam(lr=lr, weight_decay=recipe["weight_decay"])
+        text = f"{name} lr {recipe['lr']:g}"
+        make = pynn.Adam if name == "adam" else pynn.Adagrad
+        optimizer = make(lr=lr, weight_decay=recipe["weight_decay"])
     if recipe["weight_decay"]:
         text += f" weight decay {recipe['weight_decay']:g}"
     return optimizer, text
@@ -266,6 +268,8 @@ def train(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is not None:
             recipe[name] = getattr(args, name)
     _resolve_auto(recipe, len(data.X_train))
+    if recipe["optimizer"] == "rmsprop" and args.momentum is None:
+        recipe["momentum"] = 0.0  # the recipes' momentum is SGD's; RMSprop's default is none
     epochs = recipe["epochs"]
     regression = data.prep.task == "regression"
     loss = args.loss or ("mse" if regression else "cross_entropy")

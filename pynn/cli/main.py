@@ -23,7 +23,7 @@ from .tabular import DataError
 
 __all__ = ["RECIPES", "build_parser", "main"]
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "step")
 TASKS = ("classification", "regression")
 LOSSES = tuple(LOSS_TABLE)
@@ -162,11 +162,13 @@ def build_parser(prog: str = "pynn") -> argparse.ArgumentParser:
                        "standardised target units, poisson for counts >= 0)")
     train.add_argument("--init", choices=INITS, help="weight initialisation (default: "
                        "he_normal for relu-like activations, glorot_uniform otherwise)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with momentum) or adam")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with momentum), adam "
+                       "(decoupled weight decay), rmsprop or adagrad (PyTorch's definitions)")
     train.add_argument("--lr", type=_float_in(0, math.inf, low_open=True, high_open=True),
                        help="(initial) learning rate")
     train.add_argument("--momentum", type=_float_in(0, 1, low_open=False, high_open=True),
-                       help="SGD momentum in [0, 1)")
+                       help="momentum in [0, 1) of sgd (default from the recipe) or rmsprop "
+                       "(default 0)")
     train.add_argument("--weight-decay", type=_float_in(0, math.inf, low_open=False,
                                                         high_open=True),
                        help="L2 penalty on the weights")

@@ -17,8 +17,8 @@ from .losses import (
     Loss,
     Poisson,
 )
-from .optim import SGD, Adam, Constant, Cosine, Optimizer, StepDecay
+from .optim import SGD, Adagrad, Adam, Constant, Cosine, Optimizer, RMSprop, StepDecay
 
-__all__ = ["MAE", "MSE", "SGD", "Adam", "BinaryCrossEntropy", "Constant", "Cosine",
+__all__ = ["MAE", "MSE", "SGD", "Adagrad", "Adam", "BinaryCrossEntropy", "Constant", "Cosine",
            "CrossEntropy", "Dense", "Hinge", "Huber", "Input", "KLDivergence", "Loss", "Optimizer",
-           "Poisson", "StepDecay", "init", "layers", "losses", "metrics", "optim"]
+           "Poisson", "RMSprop", "StepDecay", "init", "layers", "losses", "metrics", "optim"]

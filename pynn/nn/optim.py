@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import ops
 
-__all__ = ["LBFGS", "SGD", "Adam", "Constant", "Cosine", "Optimizer", "Schedule", "StepDecay",
-           "Warmup", "get"]
+__all__ = ["LBFGS", "SGD", "Adagrad", "Adam", "Constant", "Cosine", "Optimizer", "RMSprop",
+           "Schedule", "StepDecay", "Warmup", "get"]
 
 LearningRate = Union[float, Callable[[int], float]]
 
@@ -533,6 +533,135 @@ class Adam(Optimizer):
         return config
 
 
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), PyTorch's definition (``torch.optim.RMSprop``), one fused pass.
+
+    ``g ← ∇L + weight_decay·θ;  v ← α·v + (1−α)·g²;  θ ← θ − lr·g / (sqrt(v) + eps)``; with
+    ``centered=True`` the variance ``v − ḡ²`` (ḡ the running mean of g) replaces v, and with
+    momentum the step goes through a buffer ``b ← μ·b + g / (sqrt(v) + eps); θ ← θ − lr·b``.
+
+    Parameters
+    ----------
+    lr : float or callable, default 1e-2
+        Learning rate > 0, or a schedule.
+    alpha : float, default 0.99
+        Smoothing constant of the squared-gradient average, in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator (> 0).
+    weight_decay : float, default 0
+        L2 penalty added to the gradient (>= 0).
+    momentum : float, default 0
+        In [0, 1).
+    centered : bool, default False
+        Normalise by the gradient's estimated variance instead of its second moment.
+    """
+
+    name = "rmsprop"
+
+    def __init__(self, lr: LearningRate = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
+        super().__init__(lr)
+        self.alpha = _unit_interval(alpha, "alpha")
+        self.eps = _positive(eps, "eps")
+        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.momentum = _unit_interval(momentum, "momentum")
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"centered must be a bool, got {type(centered).__name__}")
+        self.centered = bool(centered)
+
+    @property
+    def _state_names(self) -> tuple[str, ...]:
+        return (("square_avg",) + (("grad_avg",) if self.centered else ())
+                + (("momentum_buffer",) if self.momentum > 0 else ()))
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        lr = self._step_lr()
+        ops.rmsprop_step(params, grads, self._state["square_avg"], self._state.get("grad_avg"),
+                         self._state.get("momentum_buffer"), lr=lr, alpha=self.alpha,
+                         eps=self.eps, weight_decay=self.weight_decay, momentum=self.momentum)
+        self.iterations += 1
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+                      momentum=self.momentum, centered=self.centered)
+        return config
+
+    def _public_config(self) -> dict:
+        config = {"lr": self.lr, "alpha": self.alpha, "eps": self.eps}
+        for name, default in (("weight_decay", 0.0), ("momentum", 0.0), ("centered", False)):
+            if getattr(self, name) != default:
+                config[name] = getattr(self, name)
+        return config
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), PyTorch's definition (``torch.optim.Adagrad``), one fused pass.
+
+    ``g ← ∇L + weight_decay·θ;  s ← s + g²;  θ ← θ − lr_t·g / (sqrt(s) + eps)`` with
+    ``lr_t = lr / (1 + (t−1)·lr_decay)`` at step t; s starts at ``initial_accumulator_value``.
+
+    Parameters
+    ----------
+    lr : float or callable, default 1e-2
+        Learning rate > 0, or a schedule.
+    lr_decay : float, default 0
+        >= 0.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient (>= 0).
+    initial_accumulator_value : float, default 0
+        >= 0.
+    eps : float, default 1e-10
+        Added to the denominator (> 0).
+    """
+
+    name = "adagrad"
+    _state_names = ("sum",)
+
+    def __init__(self, lr: LearningRate = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10) -> None:
+        super().__init__(lr)
+        self.lr_decay = _non_negative(lr_decay, "lr_decay")
+        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.initial_accumulator_value = _non_negative(initial_accumulator_value,
+                                                       "initial_accumulator_value")
+        self.eps = _positive(eps, "eps")
+
+    def bind(self, owner: object, n_params: int, dtype: np.dtype) -> None:
+        before = self._state.get("sum")
+        super().bind(owner, n_params, dtype)
+        if self._state["sum"] is not before:  # new buffers (kept or loaded ones stay)
+            self._state["sum"].fill(self.initial_accumulator_value)
+
+    def reset(self) -> None:
+        super().reset()
+        for buf in self._state.values():
+            buf.fill(self.initial_accumulator_value)
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        lr = self._step_lr()
+        self.iterations += 1
+        ops.adagrad_step(params, grads, self._state["sum"], step=self.iterations, lr=lr,
+                         lr_decay=self.lr_decay, eps=self.eps, weight_decay=self.weight_decay)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(lr_decay=self.lr_decay, weight_decay=self.weight_decay,
+                      initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
+        return config
+
+    def _public_config(self) -> dict:
+        config = {"lr": self.lr}
+        for name, default in (("lr_decay", 0.0), ("weight_decay", 0.0),
+                              ("initial_accumulator_value", 0.0)):
+            if getattr(self, name) != default:
+                config[name] = getattr(self, name)
+        config["eps"] = self.eps
+        return config
+
+
 class LBFGS(Optimizer):
     """Full-batch L-BFGS (scipy's L-BFGS-B, as scikit-learn's ``solver="lbfgs"``).
 
@@ -569,7 +698,7 @@ class LBFGS(Optimizer):
         return {"tol": self.tol, "max_fun": self.max_fun}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "lbfgs": LBFGS}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad, "lbfgs": LBFGS}
 
 
 def get(optimizer: str | Optimizer | dict) -> Optimizer:
