@@ -8,6 +8,11 @@ skl2onnx finds them through the estimators' ``onnx_shape_calculator()`` and
 graph is built in the dtype of the converter's input (FloatTensorType: float32, weights cast
 as skl2onnx does for its own MLPs) and copied node by node into skl2onnx's container under
 names unique in the whole model.
+
+The errors pynn raises here (an opset below 13, an input that is not float or double) name
+`pynn.to_onnx`, which exports the estimator directly. skl2onnx itself refuses converter
+options for a model it converts through these hooks (``options={"zipmap": False}`` is a
+NameError): the graph has no ZipMap to turn off, so pass none.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ def _input_dtype(operator: Any) -> np.dtype:
         return np.dtype(np.float32)
     raise TypeError(f"{type(operator.raw_operator).__name__} takes float or double input, got "
                     f"{type(kind).__name__}; give initial_types FloatTensorType or "
-                    f"DoubleTensorType")
+                    f"DoubleTensorType (or export the estimator with pynn.to_onnx)")
 
 
 def _graph(operator: Any) -> Any:

@@ -27,6 +27,9 @@ writing into them changes the model. Assigning new arrays (``est.coefs_ = [...]`
 by the next predict / warm-start fit / partial_fit (shapes are checked).
 
 solver='lbfgs' (with max_fun) runs scipy's L-BFGS-B on pynn's full-batch forward and backward.
+
+``MLPClassifier.from_sklearn(est)`` / ``est.to_sklearn()`` (and the regressor's) convert a fitted
+estimator from / to scikit-learn's own class with the same predictions (`pynn.interop.sklearn`).
 ``MLPRegressor(loss='poisson')`` is scikit-learn's half Poisson deviance with an exp output.
 
 scikit-learn is an optional dependency: ``pip install scikit-learn``.
@@ -67,6 +70,7 @@ from .. import ops
 from .._platform import get_num_threads, set_num_threads
 from ..engine import Batches, DataParallel, Trainer, TrainingDivergedError, rank_zero
 from ..engine.lbfgs import run_lbfgs
+from ..interop import sklearn as interop_sklearn
 from ..model import Sequential
 from ..nn.layers import Dense
 from ..nn.optim import SGD, Adam
@@ -584,6 +588,45 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    # ---- scikit-learn's own MLPs, both ways (pynn.interop.sklearn) -------------------------------
+    @classmethod
+    def from_sklearn(cls, est):
+        """This class's estimator equal to scikit-learn's fitted `est`: copies of its weights,
+        its parameters and fitted attributes (classes_, out_activation_, loss_, n_iter_, t_,
+        ...), so that predict (and predict_proba) give the same results.
+
+        Parameters
+        ----------
+        est : sklearn.neural_network.MLPClassifier (MLPRegressor for MLPRegressor.from_sklearn)
+            A fitted estimator.
+
+        Returns
+        -------
+        A fitted estimator of this class (see `pynn.interop.sklearn` for what crosses).
+        """
+        return cls._from_parts(*interop_sklearn.from_sklearn(cls, est))
+
+    def to_sklearn(self):
+        """scikit-learn's own estimator (sklearn.neural_network.MLPClassifier / MLPRegressor)
+        equal to this fitted one: copies of the weights, the parameters both have, the fitted
+        attributes (see `pynn.interop.sklearn`)."""
+        return interop_sklearn.to_sklearn(self)
+
+    @classmethod
+    def _from_parts(cls, params, network, attributes, binarizer):
+        """A fitted estimator from the parts `pynn.interop.sklearn.from_sklearn` gives."""
+        est = cls(**params)
+        est._network = network
+        est._bind_views()
+        est._best_params = network.params.copy()
+        est._lr_init = None
+        est._no_improvement_count = 0
+        if binarizer is not None:
+            est._label_binarizer = binarizer
+        for key, value in attributes.items():
+            setattr(est, key, value)
+        return est
 
     # ---- skl2onnx's hooks: convert_sklearn / to_onnx give pynn.to_onnx's graph -----------------
     def onnx_shape_calculator(self):
