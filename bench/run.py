@@ -3,7 +3,8 @@
     python -m bench [--quick]          (or: python bench/run.py [--quick])
 
 Order: machine (description and measured limits), ops (bench/bench_ops.py), gemm
-(bench/bench_gemm.py), train, infer, sklearn. Never two at once: the whole run holds
+(bench/bench_gemm.py), train, infer, sklearn, onnx (bench/bench_inference_onnx.py: pynn against
+onnxruntime on the exported model). Never two at once: the whole run holds
 /tmp/pynn-bench.lock (the lock `flock /tmp/pynn-bench.lock ...` takes; started under flock(1)
 it sees the lock is its parent's) and runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
 
@@ -26,13 +27,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_infer, bench_sklearn, bench_train
+from bench import bench_infer, bench_inference_onnx, bench_sklearn, bench_train
 from bench import machine as machine_mod
 from bench.systems import DataMissing
 
 BENCH_DIR = Path(__file__).resolve().parent
-STEPS = ("ops", "gemm", "train", "infer", "sklearn")
-EXTERNAL = {"ops": "bench_ops.py", "gemm": "bench_gemm.py"}  # scripts owned by their issues
+STEPS = ("ops", "gemm", "train", "infer", "sklearn", "onnx")
+EXTERNAL = {"ops": "bench_ops.py", "gemm": "bench_gemm.py",  # scripts owned by their issues
+            "onnx": "bench_inference_onnx.py"}
 EXTERNAL_TIMEOUT_S = {"full": 600, "quick": 240, "tiny": 60}
 REPRODUCE = ("flock /tmp/pynn-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
              "python -m bench")
@@ -299,6 +301,7 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
             out.append((f"fit ≥ 1.7x faster than scikit-learn on {what}, accuracy no worse",
                         f"{speed:.2f}x, accuracy {accs} ({pn.get('impl', '')})",
                         "met" if speed >= 1.7 and acc_ok else "missed"))
+    out += bench_inference_onnx.targets(bench.get("onnx", {}).get("results") or {})
     return out
 
 
@@ -363,6 +366,12 @@ def render_markdown(results: dict, plots: dict[str, str], compact: bool = False)
     if "sklearn" in bench and "cases" in bench["sklearn"]:
         parts += ["", "### scikit-learn estimator: fit time, same settings", "",
                   bench_sklearn.table(bench["sklearn"])]
+    onnx = bench.get("onnx", {})
+    if (onnx.get("results") or {}).get("runs") and not compact:
+        title = "### Inference against onnxruntime on the exported model (bench_inference_onnx.py)"
+        parts += ["", title, "", bench_inference_onnx.table(onnx["results"])]
+    elif "onnx" in bench and not compact:
+        parts += ["", "### Inference against onnxruntime", "", external_section("onnx", onnx)]
     for name in ("gemm", "ops"):
         if name in bench and not compact:
             title = "GEMM" if name == "gemm" else "Kernels"

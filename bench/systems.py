@@ -1,7 +1,8 @@
 """The systems the benchmarks compare, each run in its own worker process.
 
 A system is pynn (float32), the textbook NumPy MLP (bench/numpy_mlp.py), PyTorch CPU eager, or
-scikit-learn's MLPClassifier (float32). All train the same network from the same He-normal
+scikit-learn's MLPClassifier (float32); onnxruntime (running pynn's model exported to ONNX)
+only infers. All train the same network from the same He-normal
 weights with the same recipe (softmax cross-entropy, SGD with classical momentum, shuffled
 mini-batches).
 
@@ -319,20 +320,53 @@ class PynnSystem:
         return float(np.mean(self.model.predict(x) == y))
 
 
+class OnnxruntimeSystem:
+    """Inference only: pynn's model with these weights exported by `pynn.to_onnx` (the logits)
+    and run by onnxruntime's CPU provider, `threads` intra-op threads, one inter-op thread."""
+
+    name = "onnxruntime"
+
+    def __init__(self, cfg: dict, params: list[np.ndarray]):
+        import onnxruntime
+
+        import pynn
+
+        model = PynnSystem(cfg, params).model
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = cfg["threads"]
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        self.session = onnxruntime.InferenceSession(
+            pynn.to_onnx(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def epoch(self, x, y):
+        raise NotImplementedError("onnxruntime runs inference only here")
+
+    def logits(self, x):
+        return self.session.run(["logits"], {"X": x})[0]
+
+    def accuracy(self, x, y):
+        return float(np.mean(self.logits(x).argmax(axis=1) == y))
+
+
 SYSTEM_CLASSES = {"pynn": PynnSystem, "numpy": NumpySystem, "torch": TorchSystem,
-                  "sklearn": SklearnSystem}
+                  "sklearn": SklearnSystem, "onnxruntime": OnnxruntimeSystem}
 
 
 def unavailable_reason(system: str) -> str | None:
     """Why `system` cannot run here (None when it can), without importing heavy modules twice."""
     import importlib.util
 
-    needs = {"torch": "torch", "sklearn": "sklearn", "numpy": "threadpoolctl"}.get(system)
-    if needs and importlib.util.find_spec(needs) is None:
-        hint = {"torch": "pip install torch==2.13.0",
-                "sklearn": "pip install scikit-learn",
-                "threadpoolctl": "pip install threadpoolctl"}[needs]
-        return f"{needs} is not installed ({hint})"
+    needs = {"torch": ["torch"], "sklearn": ["sklearn"], "numpy": ["threadpoolctl"],
+             "onnxruntime": ["onnxruntime", "onnx"]}.get(system, [])
+    for module in needs:
+        if importlib.util.find_spec(module) is None:
+            hint = {"torch": "pip install torch==2.13.0",
+                    "sklearn": "pip install scikit-learn",
+                    "threadpoolctl": "pip install threadpoolctl",
+                    "onnxruntime": "pip install onnxruntime",
+                    "onnx": "pip install onnx"}[module]
+            return f"{module} is not installed ({hint})"
     return None
 
 

@@ -18,6 +18,7 @@ import pytest
 import pynn
 
 REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Appended, not prepended: the repository root holds the uncompiled pynn/ source tree, which
 # must never shadow the installed package (spawned worker processes inherit sys.path).
 sys.path.append(str(REPO))
@@ -180,3 +181,55 @@ def test_tiny_pipeline_writes_consistent_results(tmp_path):
     assert "python -m bench" in report and info["date_utc"] in report
     if info["versions"]["matplotlib"]:
         assert (tmp_path / "epoch_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_onnx_inference_table_and_targets_arithmetic():
+    from bench import bench_inference_onnx as onnx_bench
+
+    results = {"big_batch": 10000, "onnxruntime": "1.x", "runs": [
+        {"threads": 1, "systems": {
+            "pynn": {"batch1_latency_us": 20.0, "samples_per_s": 180_000.0},
+            "onnxruntime": {"batch1_latency_us": 30.0, "samples_per_s": 150_000.0}}},
+        {"threads": 2, "systems": {
+            "pynn": {"batch1_latency_us": 25.0, "samples_per_s": 300_000.0},
+            "onnxruntime": {"error": "onnxruntime is not installed"}}}],
+        "agreement": {"rows": 1000, "max_abs_diff": 2e-6, "max_rel_diff": 1e-7}}
+    text = onnx_bench.table(results)
+    assert "| 1 | 20.0 | 30.0 | 1.50x | 180,000 | 150,000 | 1.20x |" in text
+    assert "| 2 | n/a: " in text and "not installed" in text
+    assert "differ by at most 2.0e-06" in text
+    ((target, measured, verdict),) = onnx_bench.targets(results)
+    assert "1 thread" in target and measured == "latency 1.50x, throughput 1.20x"
+    assert verdict == "met"
+
+
+def test_onnx_inference_bench_runs_tiny(tmp_path):
+    """The whole script, tiny: the same weights in both systems give the same logits, and every
+    figure is a positive number consistent with its table (never a speed assertion)."""
+    if IN_CI:
+        import onnxruntime  # noqa: F401  -- installed by .ci/run: a missing one fails here
+    else:
+        pytest.importorskip("onnxruntime")
+    try:
+        load_fashion_mnist()
+    except DataMissing as exc:
+        pytest.skip(str(exc))
+    env = machine.clean_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    out = tmp_path / "onnx.json"
+    proc = subprocess.run([sys.executable, "bench/bench_inference_onnx.py", "--tiny", "--no-lock",
+                           "--threads", "1", "--json", str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["sizes"] == [784, 32, 16, 10] and results["mode"] == "tiny"
+    assert results["agreement"]["rows"] == 1000 and results["agreement"]["max_rel_diff"] < 1e-5
+    (run,) = results["runs"]
+    for system in ("pynn", "onnxruntime"):
+        row = run["systems"][system]
+        assert row["samples_per_s"] > 0 and row["batch1_latency_us"] > 0
+        assert len(row["batch1_s"]) == len(row["big_batch_s"]) == 2  # the tiny mode's rounds
+    ratio = run["systems"]["onnxruntime"]["batch1_latency_us"] / \
+        run["systems"]["pynn"]["batch1_latency_us"]
+    assert f"| 1 | {run['systems']['pynn']['batch1_latency_us']:.1f} |" in proc.stdout
+    assert f"{ratio:.2f}x" in proc.stdout
