@@ -155,6 +155,53 @@ void pn_adagrad_step_f64(double *params, double *sum, const double *grads, pn_si
                          int64_t step, double lr, double lr_decay, double eps,
                          double weight_decay);
 
+/* ---- norm.c: normalization and dropout layers --------------------------------------------- */
+/* Dropout: y = x / (1 - rate) where element i is kept, else 0; element i is kept when the hash
+ * of (key, counter, i) is >= rate (53 bits): the same mask for the same (key, counter) at any
+ * thread count, so the backward regenerates it (dx = dropout(dy) with the same stream). */
+void pn_dropout_f32(float *y, const float *x, pn_size n, double rate, uint64_t key,
+                    uint64_t counter);
+void pn_dropout_f64(double *y, const double *x, pn_size n, double rate, uint64_t key,
+                    uint64_t counter);
+/* How many of n elements the mask keeps. */
+pn_size pn_dropout_kept(pn_size n, double rate, uint64_t key, uint64_t counter);
+/* BatchNorm, training: per column of x (R x C, R >= 1) mean, biased var (C doubles each),
+ * invstd = 1 / sqrt(var + eps), xhat = (x - mean) invstd, y = gamma xhat + beta. */
+void pn_batchnorm_forward_f32(float *y, float *xhat, double *mean, double *var, double *invstd,
+                              const float *x, const float *gamma, const float *beta, pn_size R,
+                              pn_size C, double eps);
+void pn_batchnorm_forward_f64(double *y, double *xhat, double *mean, double *var,
+                              double *invstd, const double *x, const double *gamma,
+                              const double *beta, pn_size R, pn_size C, double eps);
+/* dgamma = sum_r dy xhat, dbeta = sum_r dy (overwritten); dx (NULL: not computed) =
+ * gamma invstd (dy - dbeta / R - xhat dgamma / R). scratch: 2 C doubles. */
+void pn_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *xhat, const float *gamma, const double *invstd,
+                               double *scratch, pn_size R, pn_size C);
+void pn_batchnorm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                               const double *xhat, const double *gamma, const double *invstd,
+                               double *scratch, pn_size R, pn_size C);
+/* y = x * scale + shift per column (an inference-mode BatchNorm). */
+void pn_scale_shift_f32(float *y, const float *x, const float *scale, const float *shift,
+                        pn_size R, pn_size C);
+void pn_scale_shift_f64(double *y, const double *x, const double *scale, const double *shift,
+                        pn_size R, pn_size C);
+/* LayerNorm: per row, xhat = (x - mean) invstd with the biased variance, y = gamma xhat + beta;
+ * invstd: R doubles. Backward: dgamma, dbeta (column sums, overwritten), dx (NULL: skipped) =
+ * invstd (g - mean(g) - xhat mean(g xhat)), g = dy gamma. scratch: 2 C doubles. */
+void pn_layernorm_forward_f32(float *y, float *xhat, double *invstd, const float *x,
+                              const float *gamma, const float *beta, pn_size R, pn_size C,
+                              double eps);
+void pn_layernorm_forward_f64(double *y, double *xhat, double *invstd, const double *x,
+                              const double *gamma, const double *beta, pn_size R, pn_size C,
+                              double eps);
+void pn_layernorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *xhat, const float *gamma, const double *invstd,
+                               double *scratch, pn_size R, pn_size C);
+void pn_layernorm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                               const double *xhat, const double *gamma, const double *invstd,
+                               double *scratch, pn_size R, pn_size C);
+
 /* triad.c: a = b + s*c on `threads` threads (a STREAM triad: the benchmarks' bandwidth yardstick) */
 void pn_stream_triad_f64(double *a, const double *b, const double *c, double s, pn_size n,
                          int threads);

@@ -121,24 +121,32 @@ cdef class _Network:
         if rc != 0:
             raise MemoryError("could not allocate the matrix-multiply packing buffers")
 
-    def backward(self, x):
-        """Gradients of every layer from deltas[-1] (x: the forward's input)."""
+    def backward(self, x, dx=None):
+        """Gradients of every layer from deltas[-1] (x: the forward's input); with `dx`
+        (rows, in_features), the gradient at the input too (a layer comes before this chain)."""
         cdef const void *x0 = self._input(x)
         cdef const void *xin
+        cdef void *dx0 = NULL
         cdef int i, rc = 0
         cdef void **p = self.ptr
+        if dx is not None:
+            dx0 = cnp.PyArray_DATA(_gemm_out(dx, "dx", 2, self.rows, self.dims[0],
+                                             cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64,
+                                             []))
         with nogil:
             for i in range(self.n_layers - 1, -1, -1):
                 xin = p[6 * (i - 1) + 4] if i > 0 else x0
                 if self.f32:
                     rc = pn_linear_backward_f32(
-                        <float *>p[6 * (i - 1) + 5] if i > 0 else NULL, <float *>p[6 * i + 2],
+                        <float *>p[6 * (i - 1) + 5] if i > 0 else <float *>dx0,
+                        <float *>p[6 * i + 2],
                         <float *>p[6 * i + 3], <const float *>xin, <const float *>p[6 * i],
                         <const float *>p[6 * i + 4], <const float *>p[6 * i + 5], self.rows,
                         self.dims[i], self.dims[i + 1], self.act[i], <float>self.alpha[i], 0)
                 else:
                     rc = pn_linear_backward_f64(
-                        <double *>p[6 * (i - 1) + 5] if i > 0 else NULL, <double *>p[6 * i + 2],
+                        <double *>p[6 * (i - 1) + 5] if i > 0 else <double *>dx0,
+                        <double *>p[6 * i + 2],
                         <double *>p[6 * i + 3], <const double *>xin, <const double *>p[6 * i],
                         <const double *>p[6 * i + 4], <const double *>p[6 * i + 5], self.rows,
                         self.dims[i], self.dims[i + 1], self.act[i], self.alpha[i], 0)

@@ -204,14 +204,16 @@ def test_from_torch_names_the_module_it_cannot_take():
     torch = need_torch()
     nn = torch.nn
     cases = [
-        (nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.1), nn.Linear(4, 2)), "'1' \\(Dropout\\)"),
-        (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh()), "'2' \\(Tanh\\) follows"),
-        (nn.Sequential(nn.ReLU(), nn.Linear(3, 4)), "'0' \\(ReLU\\) comes before"),
         (nn.Sequential(nn.Linear(3, 4), nn.GELU()), "'1' \\(GELU\\) has no pynn layer"),
         (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=0)), "Softmax\\(dim=0\\)"),
         (nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)), "'1' \\(Linear\\) takes 5 inputs"),
+        (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(5)), "'1' \\(BatchNorm\\) takes 5"),
         (nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.ELU())), "'0.1' \\(ELU\\)"),
-        (nn.Sequential(), "no Linear"),
+        (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None)), "momentum=None"),
+        (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False)), "affine=False"),
+        (nn.Sequential(nn.LayerNorm((2, 2))), "LayerNorm\\(\\(2, 2\\)"),
+        (nn.Sequential(nn.ReLU(), nn.Dropout(0.5)), "unknown width"),
+        (nn.Sequential(), "no layer"),
     ]
     for module, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -212,7 +212,7 @@ def test_bad_data_is_refused_before_any_change(change, exc, words):
     ({"batch_size": 2.5}, TypeError, "batch_size"),
     ({"epochs": -1}, ValueError, "epochs must be >= 0"),
     ({"loss": "crossentropy"}, ValueError, "loss must be one of"),
-    ({"optimizer": "adagrad"}, ValueError, "optimizer must be one of"),
+    ({"optimizer": "adadelta"}, ValueError, "optimizer must be one of"),
     ({"validation_split": 1.0}, ValueError, "validation_split"),
     ({"validation_data": ([1, 2],)}, TypeError, "validation_data"),
     ({"validation_data": (np.zeros((4, 6)), [0, 1, 2, 5])}, ValueError, r"y_val.*labels"),

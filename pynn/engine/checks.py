@@ -78,7 +78,7 @@ def _convert(X: object, n_features: int, dtype: np.dtype, name: str) -> np.ndarr
 def check_trainable(layers: Sequence) -> None:
     """Every layer's activation has a usable derivative."""
     for i, layer in enumerate(layers):
-        if layer.activation not in TRAINABLE_ACTIVATIONS:
+        if getattr(layer, "activation", "identity") not in TRAINABLE_ACTIVATIONS:
             raise ValueError(f"layers[{i}] uses activation {layer.activation!r}, which is "
                              f"forward-only (its derivative is zero almost everywhere, so "
                              f"gradient descent cannot train it); use sigmoid, tanh or relu "
@@ -87,11 +87,11 @@ def check_trainable(layers: Sequence) -> None:
 
 def check_loss_fits(layers: Sequence, loss: Loss) -> None:
     """The loss can read the last layer's outputs."""
-    last = layers[-1].activation
+    last = getattr(layers[-1], "activation", "identity")
     if last != "identity" and last == loss.output_function:
         raise ValueError(f"the last layer's activation is {last!r}, but {loss.name} applies "
                          f"{last} itself (fused, from the raw outputs): use "
-                         f"activation='identity' on the last Dense; predict_proba gives the "
+                         f"activation='identity' on the last layer; predict_proba gives the "
                          f"{last} probabilities")
     if loss.name in ("cross_entropy", "kl_divergence") and layers[-1].out_features < 2:
         raise ValueError(f"{loss.name} needs at least 2 outputs (one per class); for a "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import ops
+from .network import inference_steps
 
 __all__ = ["CHUNK_ROWS", "Inference"]
 
@@ -23,10 +23,11 @@ _MAX_CACHED_SIZES = 4
 
 
 class Inference:
-    """The forward pass of a stack of Dense layers (bound to a model's parameter views)."""
+    """The inference-mode forward pass of a model's layers (bound to its parameter views):
+    Dropout is the identity, BatchNorm uses its running statistics."""
 
     def __init__(self, layers: Sequence, dtype: np.dtype) -> None:
-        self._args = [(layer.W, layer.b, layer.activation, layer.alpha) for layer in layers]
+        self._steps = inference_steps(layers)
         self._hidden = [layer.out_features for layer in layers[:-1]]
         self._n_out = layers[-1].out_features
         self._dtype = dtype
@@ -61,11 +62,9 @@ class Inference:
                     if len(self._buffers) >= _MAX_CACHED_SIZES:
                         self._buffers.pop(next(iter(self._buffers)))
                     self._buffers[n] = bufs
-            linear = ops.linear
             a = X
-            for (W, b, act, alpha), buf in zip(self._args, bufs + [out]):
-                linear(a, W, b, activation=act, alpha=alpha, out=buf)
-                a = buf
+            for run, buf in zip(self._steps, bufs + [out]):
+                a = run(a, buf)
         finally:
             if locked:
                 self._lock.release()

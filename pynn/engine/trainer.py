@@ -23,12 +23,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .. import _core, ops
+from .. import ops
+from ..nn.layers import Dense
 from ..nn.losses import Loss
 from ..nn.optim import Optimizer
-from ..nn.regularizers import L2
+from ..nn.regularizers import L2, LayerPenalties
 from .distributed import DataParallel
 from .inference import CHUNK_ROWS, Inference
+from .network import Network, layer_state_arrays
 
 __all__ = ["Batches", "EpochResult", "Trainer", "TrainingDivergedError", "evaluate"]
 
@@ -97,7 +99,7 @@ class _StepBuffers:
 
     def __init__(self, layers: Sequence, dtype: np.dtype, m: int, target: np.ndarray,
                  gather: bool, weighted: bool, loss: Loss, accuracy: bool,
-                 raw_dtype: np.dtype | None = None) -> None:
+                 raw_dtype: np.dtype | None = None, dropout_key: int = 0) -> None:
         self.x = np.empty((m, layers[0].in_features), dtype) if gather else None
         # inputs stored in another dtype (a memory-mapped file): rows land here, then are cast
         self.raw = None if raw_dtype is None or raw_dtype == dtype else \
@@ -107,12 +109,7 @@ class _StepBuffers:
         self.acts = [np.empty((m, layer.out_features), dtype) for layer in layers]
         self.deltas = [np.empty((m, layer.out_features), dtype) for layer in layers]
         self.acc = loss.accuracy_buffers(m, layers[-1].out_features) if accuracy else ()
-        self.network = _core._Network([layer.W for layer in layers],
-                                      [layer.b for layer in layers],
-                                      [layer.dW for layer in layers],
-                                      [layer.db for layer in layers],
-                                      [layer.activation for layer in layers],
-                                      [layer.alpha for layer in layers], self.acts, self.deltas)
+        self.network = Network(layers, self.acts, self.deltas, dropout_key)
 
 
 class Trainer:
@@ -134,11 +131,15 @@ class Trainer:
         Data-parallel training over its ranks (see `pynn.engine.distributed`).
     metrics : list of bound `pynn.nn.metrics.Metric`, optional
         Updated with every batch's outputs (before its update), read at the end of the epoch.
+    dropout_key : int, default 0
+        Seeds the Dropout layers' masks (each step's mask also depends on the optimizer's step
+        count, so a replayed step draws the same mask).
     """
 
     def __init__(self, model: object, loss: Loss, optimizer: Optimizer | None = None, *,
                  penalty: L2 | None = None, accuracy: bool = True,
-                 comm: object = None, metrics: list | None = None) -> None:
+                 comm: object = None, metrics: list | None = None,
+                 dropout_key: int = 0) -> None:
         self.dp = DataParallel(comm) if comm is not None else None
         self.layers = list(model.layers)
         self.params, self.grads, self.dtype = model.params, model.grads, model.dtype
@@ -147,16 +148,27 @@ class Trainer:
         if optimizer is not None:
             optimizer.bind(model, self.params.size, self.dtype)
         self.penalty = penalty if penalty is not None and penalty.alpha else None
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         if self.penalty is not None:
-            self.penalty.bind(self.layers, self.dtype)
+            self.penalty.bind(dense, self.dtype)
+        self.layer_penalty = LayerPenalties.for_layers(dense, self.dtype)
+        self._buffers: dict = {}
+        self.seed_dropout(dropout_key)
+        self._state = layer_state_arrays(self.layers)
+        self._state_checkpoint = [np.empty_like(a) for a in self._state]
         self.accuracy = bool(accuracy) and loss.has_accuracy
         self.metrics = list(metrics or [])
         if self.metrics and comm is not None:
             raise ValueError("metrics= are not reduced over ranks yet: train with comm= "
                              "without them (loss and accuracy are global)")
-        self._buffers: dict = {}
         self._checkpoint = np.empty_like(self.params)
         self._inference = Inference(self.layers, self.dtype)
+
+    def seed_dropout(self, seed: int) -> None:
+        """Key the Dropout masks of the steps to come (a fit's seed; each rank its own)."""
+        rank = self.dp.rank if self.dp is not None else 0
+        self.dropout_key = (int(seed) + (rank << 48)) & ((1 << 64) - 1)
+        self._buffers.clear()
 
     @property
     def world(self) -> int:
@@ -186,14 +198,19 @@ class Trainer:
             if len(self._buffers) >= _MAX_CACHED_SIZES:
                 self._buffers.pop(next(iter(self._buffers)))
             bufs = _StepBuffers(self.layers, self.dtype, m, target, gather, weighted, self.loss,
-                                self.accuracy, raw_dtype)
+                                self.accuracy, raw_dtype, self.dropout_key)
             self._buffers[key] = bufs
         return bufs
 
-    def _forward_backward(self, xb, yb, wb, bufs: _StepBuffers) -> float:
+    def _counter(self) -> int:
+        """The step's number: with the fit's key, it picks the dropout masks."""
+        return self.optimizer.iterations if self.optimizer is not None else 0
+
+    def _forward_backward(self, xb, yb, wb, bufs: _StepBuffers,
+                          update_stats: bool = True) -> float:
         """Forward, loss, backward into the gradient buffer; the loss (gradients untouched when
         it is not finite)."""
-        bufs.network.forward(xb)
+        bufs.network.forward(xb, self._counter(), update_stats)
         value, _ = self.loss.value_and_grad(bufs.acts[-1], yb, sample_weight=wb,
                                             out=bufs.deltas[-1])
         if math.isfinite(value):
@@ -201,23 +218,46 @@ class Trainer:
         return value
 
     def forward_backward(self, X: np.ndarray, target: np.ndarray,
-                         weight: np.ndarray | None = None) -> float:
-        """The loss of one batch (checked arrays), its gradient left in the model's `grads`."""
+                         weight: np.ndarray | None = None, *,
+                         update_stats: bool = True) -> float:
+        """The loss of one batch (checked arrays), its gradient left in the model's `grads`
+        (training mode: batch statistics, this step's dropout masks)."""
         bufs = self._step_buffers(X.shape[0], target, False, weight is not None)
-        value = self._forward_backward(X, target, weight, bufs)
-        if self.penalty is not None and math.isfinite(value):
-            value += self.penalty.add_gradient(_weight_sum(weight, X.shape[0]))
+        value = self._forward_backward(X, target, weight, bufs, update_stats)
+        if math.isfinite(value):
+            value += self._add_penalty_gradients(_weight_sum(weight, X.shape[0]))
+        return value
+
+    def _add_penalty_gradients(self, batch_weight: float) -> float:
+        """Every penalty's gradient added to `grads`; returns their value."""
+        value = 0.0
+        if self.penalty is not None:
+            value += self.penalty.add_gradient(batch_weight)
+        if self.layer_penalty is not None:
+            value += self.layer_penalty.add_gradient()
+        return value
+
+    def _penalty_value(self, batch_weight: float) -> float:
+        value = 0.0
+        if self.penalty is not None:
+            value += self.penalty.value(batch_weight)
+        if self.layer_penalty is not None:
+            value += self.layer_penalty.value()
         return value
 
     def loss_value(self, X: np.ndarray, target: np.ndarray,
-                   weight: np.ndarray | None = None) -> float:
-        """The loss of one batch, forward only."""
-        out = self._inference(X)
+                   weight: np.ndarray | None = None, *, training: bool = False) -> float:
+        """The loss of one batch, forward only: inference mode, or with `training` the
+        training-mode forward of `forward_backward` (running statistics left alone)."""
+        if training:
+            bufs = self._step_buffers(X.shape[0], target, False, weight is not None)
+            bufs.network.forward(X, self._counter(), update_stats=False)
+            out = bufs.acts[-1]
+        else:
+            out = self._inference(X)
         value, _ = self.loss.value_and_grad(out, target, sample_weight=weight,
                                             out=np.empty_like(out))
-        if self.penalty is not None:
-            value += self.penalty.value(_weight_sum(weight, X.shape[0]))
-        return value
+        return value + self._penalty_value(_weight_sum(weight, X.shape[0]))
 
     # ---- one epoch ---------------------------------------------------------------------------
     def run_epoch(self, data: Batches, order: np.ndarray | None = None, *, epoch: int = 0,
@@ -242,6 +282,7 @@ class Trainer:
         opt = self.optimizer
         lr = opt.begin_epoch()
         np.copyto(self._checkpoint, self.params)
+        self._save_state()
         opt.save_checkpoint()
         loader = _Loader(self, data, order)
         for metric in self.metrics:
@@ -286,8 +327,7 @@ class Trainer:
         hits = self._hits(yb, bufs)
         for metric in self.metrics:
             metric.update(bufs.acts[-1], yb)
-        if self.penalty is not None:
-            value += self.penalty.add_gradient(batch_weight)
+        value += self._add_penalty_gradients(batch_weight)
         self.optimizer.step(self.params, self.grads)
         return value, hits
 
@@ -305,7 +345,7 @@ class Trainer:
         weight = float(m if wb is None else wb.sum(dtype=np.float64)) if m else 0.0
         value = hits = 0.0
         if weight > 0:
-            bufs.network.forward(xb)
+            bufs.network.forward(xb, self._counter())
             value, _ = self.loss.value_and_grad(bufs.acts[-1], yb, sample_weight=wb,
                                                 out=bufs.deltas[-1])
             hits = self._hits(yb, bufs)
@@ -323,8 +363,8 @@ class Trainer:
             self.grads.fill(0)
         dp.sum(self.grads)
         value = total[0] / total[1]
-        if self.penalty is not None:  # the same weights on every rank: no communication
-            value += self.penalty.add_gradient(total[1])
+        # the same weights on every rank: the penalties need no communication
+        value += self._add_penalty_gradients(total[1])
         self.optimizer.step(self.params, self.grads)
         return value, total[2]
 
@@ -343,6 +383,7 @@ class Trainer:
         for batch, (xb, yb, wb) in enumerate(batches):
             bufs = self._step_buffers(xb.shape[0], yb, False, wb is not None)
             np.copyto(previous, self.params)
+            self._save_state()
             opt.save_checkpoint()
             value, hits = self._train_step(xb, yb, wb, bufs)
             if value is None:
@@ -351,6 +392,7 @@ class Trainer:
                 self._diverged(f"the loss is {value}", epoch, batch, batch + 1, lr)
             if not (ops.all_finite(self.params) and opt.state_finite()):
                 np.copyto(self.params, previous)
+                self._restore_state()
                 opt.restore_checkpoint()
                 self._diverged("an update made the weights non-finite", epoch, batch,
                                batch + 1, lr)
@@ -366,6 +408,15 @@ class Trainer:
                            {m.name: m.result() for m in self.metrics})
 
     # ---- divergence --------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        """Copy the layers' running statistics (restored with the weights on divergence)."""
+        for src, dst in zip(self._state, self._state_checkpoint):
+            np.copyto(dst, src)
+
+    def _restore_state(self) -> None:
+        for dst, src in zip(self._state, self._state_checkpoint):
+            np.copyto(dst, src)
+
     def _recover(self, bad_batch: int, loader: _Loader) -> None:
         """Leave the weights and optimizer state at the last step that kept them finite.
 
@@ -378,11 +429,13 @@ class Trainer:
             if ops.all_finite(self.params) and opt.state_finite():
                 return
             np.copyto(self.params, self._checkpoint)
+            self._restore_state()
             opt.restore_checkpoint()
             previous = np.empty_like(self.params)
             for batch in range(bad_batch):
                 xb, yb, wb, bufs = loader(batch)
                 np.copyto(previous, self.params)
+                self._save_state()
                 opt.save_checkpoint()
                 value, _ = self._train_step(xb, yb, wb, bufs)
                 if value is None:
@@ -390,6 +443,7 @@ class Trainer:
                 if not math.isfinite(value) or not (ops.all_finite(self.params)
                                                      and opt.state_finite()):
                     np.copyto(self.params, previous)
+                    self._restore_state()
                     opt.restore_checkpoint()
                     break
 

@@ -7,6 +7,10 @@ then the activation. Every pynn activation has an exact ONNX form::
     relu        Relu                 tanh      Tanh
     leaky_relu  LeakyRelu(alpha) *   step      Where(IsNaN(z), z, Cast(Greater(z, 0)))
 
+An Activation layer is its activation alone; a BatchNorm is ``BatchNormalization`` with the
+running statistics (inference mode); a LayerNorm ``LayerNormalization(axis=-1)`` (opset 17); a
+Dropout nothing (the identity at inference).
+
 step keeps NaN as NaN, as pynn's kernel does. (*) In float64 with an alpha that float32 cannot
 hold, ``Where(z < 0, alpha * z, z)``: LeakyRelu's alpha attribute is a float32, and 0.01 would
 become 0.0099999998.
@@ -28,6 +32,7 @@ import numpy as np
 from .._version import __version__
 from ..io.atomic import write_atomically
 from ..model import Sequential
+from ..nn.layers import Activation, BatchNorm, Dense, LayerNorm
 from ._require import require
 
 __all__ = ["IR_VERSION", "OPSET", "estimator_graph", "to_onnx"]
@@ -140,9 +145,23 @@ def _sequential_graph(onnx: Any, model: Sequential, output: str) -> Any:
     h = "X"
     last = len(model.layers) - 1
     for i, layer in enumerate(model.layers):
-        z = g.dense(h, layer.W, layer.b, i)
-        h = g.activation(layer.activation, z, layer.alpha,
-                         output="logits" if i == last else None)
+        named = "logits" if i == last else None
+        if isinstance(layer, Dense):
+            z = g.dense(h, layer.W, layer.b, i)
+            h = g.activation(layer.activation, z, layer.alpha, output=named)
+        elif isinstance(layer, Activation):
+            h = g.activation(layer.activation, h, layer.alpha, output=named)
+        elif isinstance(layer, BatchNorm):  # inference mode: the running statistics
+            h = g.node("BatchNormalization", [h] + [
+                g.const(f"layers.{i}.{name}", getattr(layer, name)) for name in
+                ("gamma", "beta", "running_mean", "running_var")], named,
+                epsilon=float(layer.eps))
+        elif isinstance(layer, LayerNorm):
+            h = g.node("LayerNormalization", [h, g.const(f"layers.{i}.gamma", layer.gamma),
+                                              g.const(f"layers.{i}.beta", layer.beta)],
+                       named, axis=-1, epsilon=float(layer.eps))
+        elif named:  # Dropout is the identity at inference
+            h = g.node("Identity", [h], named)
     if output == "probabilities":
         g.activation(loss.output_function, h, 0.0, output="probabilities")
     n_out = model.out_features
@@ -185,9 +204,9 @@ def estimator_graph(onnx: Any, est: Any, dtype: np.dtype | None = None) -> Any:
     if hidden is None:
         raise ValueError(f"{kind}.activation={est.activation!r} has no ONNX form here "
                          f"(identity, logistic, tanh, relu have)")
-    if out_act not in ("identity", "logistic", "softmax"):
+    if out_act not in ("identity", "logistic", "softmax", "exp"):
         raise ValueError(f"{kind}.out_activation_={out_act!r} has no ONNX form here "
-                         f"(identity, logistic, softmax have)")
+                         f"(identity, logistic, softmax, exp have)")
     if dtype is None:
         dtype = np.result_type(*coefs)
         if dtype not in (np.float32, np.float64):
@@ -201,7 +220,7 @@ def estimator_graph(onnx: Any, est: Any, dtype: np.dtype | None = None) -> Any:
     inputs = [g.tensor("X", g.elem, ["N", coefs[0].shape[0]])]
     T = onnx.TensorProto
     if not hasattr(est, "classes_"):  # a regressor: skl2onnx names its output "variable"
-        g.node("Identity", [h], "variable")
+        g.node("Exp" if out_act == "exp" else "Identity", [h], "variable")
         return g.model(inputs, [g.tensor("variable", g.elem, ["N", n_out])],
                        f"{kind} (pynn.to_onnx)", {"pynn.estimator": kind})
     if out_act == "softmax":

@@ -7,8 +7,11 @@ activation's module; identity adds none::
     relu  ReLU()     leaky_relu  LeakyReLU(alpha)     sigmoid  Sigmoid()
     tanh  Tanh()     softmax     Softmax(dim=-1)      identity (no module)
 
-step (the perceptron's) has no torch.nn module and is refused. The module indices are those of
-`Sequential.state_dict()`, so ``to_torch(model).state_dict()`` and ``model.state_dict()`` have
+An Activation layer is its module alone, a Dropout ``Dropout(rate)``, a BatchNorm
+``BatchNorm1d`` (γ, β, running statistics, momentum and eps; it predicts like pynn in
+``eval()`` mode), a LayerNorm ``LayerNorm``. step (the perceptron's) has no torch.nn module and is
+refused. The module indices are those of `Sequential.state_dict()`
+(`pynn.model.torch_layout`), so ``to_torch(model).state_dict()`` and ``model.state_dict()`` have
 the same keys and values. The parameters are copied in the model's dtype (float32 or float64):
 a round trip pynn -> torch -> pynn gives bitwise the same weights, hence the same predictions.
 """
@@ -20,17 +23,18 @@ from typing import Any
 import numpy as np
 
 from ..model import Sequential
-from ..nn.layers import Dense
+from ..nn.layers import Activation, BatchNorm, Dense, Dropout, LayerNorm
 from ._require import require
 
 __all__ = ["from_torch", "to_torch"]
 
 _TORCH_MODULES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "sigmoid": "Sigmoid",
                   "tanh": "Tanh", "softmax": "Softmax"}
-_SUPPORTED = "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax(dim=-1 or 1), Identity"
+_SUPPORTED = ("Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax(dim=-1 or 1), Identity, Dropout, "
+              "BatchNorm1d, LayerNorm")
 
 
-def _activation_module(nn: Any, layer: Dense) -> Any:
+def _activation_module(nn: Any, layer: Dense | Activation) -> Any:
     if layer.activation == "relu":
         return nn.ReLU()
     if layer.activation == "leaky_relu":
@@ -70,8 +74,9 @@ def to_torch(model: Sequential) -> Any:
         raise ValueError("to_torch needs the model's parameters, which do not exist yet: fit "
                          "it, or give it its input size (model.build(n) or pynn.Input(n))")
     for i, layer in enumerate(model.layers):
-        if layer.activation not in _TORCH_MODULES and layer.activation != "identity":
-            raise ValueError(f"layers[{i}] has activation {layer.activation!r}, which torch.nn "
+        activation = getattr(layer, "activation", "identity")
+        if activation not in _TORCH_MODULES and activation != "identity":
+            raise ValueError(f"layers[{i}] has activation {activation!r}, which torch.nn "
                              f"has no module for (it has one for "
                              f"{', '.join(['identity', *_TORCH_MODULES])})")
     torch = require("torch", "torch", "pynn.to_torch")
@@ -79,9 +84,17 @@ def to_torch(model: Sequential) -> Any:
     dtype = torch.float64 if model.dtype == np.float64 else torch.float32
     modules = []
     for layer in model.layers:
-        modules.append(torch.nn.utils.skip_init(nn.Linear, layer.in_features,
-                                                layer.out_features, dtype=dtype))
-        if layer.activation != "identity":
+        if isinstance(layer, Dense):
+            modules.append(torch.nn.utils.skip_init(nn.Linear, layer.in_features,
+                                                    layer.out_features, dtype=dtype))
+        elif isinstance(layer, Dropout):
+            modules.append(nn.Dropout(layer.rate))
+        elif isinstance(layer, BatchNorm):
+            modules.append(nn.BatchNorm1d(layer.in_features, eps=layer.eps,
+                                          momentum=layer.momentum, dtype=dtype))
+        elif isinstance(layer, LayerNorm):
+            modules.append(nn.LayerNorm(layer.in_features, eps=layer.eps, dtype=dtype))
+        if getattr(layer, "activation", "identity") != "identity":
             modules.append(_activation_module(nn, layer))
     module = nn.Sequential(*modules)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
@@ -125,9 +138,11 @@ def from_torch(module: Any, *, dtype: str | np.dtype | type | None = None) -> Se
     Parameters
     ----------
     module : torch.nn.Sequential or torch.nn.Linear
-        Linear modules, each optionally followed by one of ReLU, LeakyReLU, Sigmoid, Tanh,
-        Softmax (dim=-1 or 1); Identity modules are skipped, nested Sequentials flattened.
-        A Linear without bias gets a zero bias.
+        Linear, Dropout, BatchNorm1d (with momentum, affine, running statistics), LayerNorm
+        (one feature axis, affine) and the activations ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
+        (dim=-1 or 1): an activation right after a Linear joins its Dense layer, elsewhere it
+        is an Activation layer. Identity modules are skipped, nested Sequentials flattened. A
+        Linear without bias gets a zero bias.
     dtype : {"float32", "float64"}, optional
         The model's dtype; by default the Linear weights' (float32 or float64; other dtypes need
         it given).
@@ -147,45 +162,111 @@ def from_torch(module: Any, *, dtype: str | np.dtype | type | None = None) -> Se
     torch = require("torch", "torch", "pynn.from_torch")
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    pending: list = []  # [name, Linear, activation, alpha] per layer
+    layers, arrays, names = [], [], []  # arrays: per layer, {pynn array name: numpy array}
+    first_weights = None
     for name, child in _flatten(torch, module):
         if isinstance(child, torch.nn.Identity):
             continue
         if isinstance(child, torch.nn.Linear):
-            pending.append([name, child, "identity", 0.01])
-            continue
-        activation = _activation_of(torch, name, child)
-        if activation is None:
-            raise ValueError(f"module {name!r} ({type(child).__name__}) has no pynn layer; "
-                             f"from_torch takes {_SUPPORTED}")
-        if not pending:
-            raise ValueError(f"module {name!r} ({type(child).__name__}) comes before any "
-                             f"Linear: pynn applies an activation after a layer's Linear")
-        if pending[-1][2] != "identity":
-            raise ValueError(f"module {name!r} ({type(child).__name__}) follows another "
-                             f"activation ({pending[-1][2]}); a pynn layer has one activation")
-        pending[-1][2:] = activation
-    if not pending:
-        raise ValueError("the module holds no Linear layer")
+            weight = _numpy(child.weight.detach().cpu())
+            bias = np.zeros(child.out_features) if child.bias is None else \
+                _numpy(child.bias.detach().cpu())
+            first_weights = child.weight.dtype if first_weights is None else first_weights
+            layers.append(Dense(child.in_features, child.out_features))
+            arrays.append({"W": weight.T, "b": bias})
+            names.append(name)
+        elif isinstance(child, torch.nn.Dropout):
+            layers.append(Dropout(float(child.p)))
+            arrays.append({})
+            names.append(name)
+        elif isinstance(child, torch.nn.BatchNorm1d):
+            layers.append(_batchnorm_of(name, child))
+            arrays.append(_norm_arrays(child, running=True))
+            names.append(name)
+        elif isinstance(child, torch.nn.LayerNorm):
+            layers.append(_layernorm_of(name, child))
+            arrays.append(_norm_arrays(child, running=False))
+            names.append(name)
+        else:
+            activation = _activation_of(torch, name, child)
+            if activation is None:
+                raise ValueError(f"module {name!r} ({type(child).__name__}) has no pynn layer; "
+                                 f"from_torch takes {_SUPPORTED}")
+            last = layers[-1] if layers else None
+            if isinstance(last, Dense) and last.activation == "identity":
+                last.activation, last.alpha = activation  # fused into the Linear's layer
+            else:
+                layers.append(Activation(activation[0], alpha=activation[1]))
+                arrays.append({})
+                names.append(name)
+    if not layers:
+        raise ValueError("the module holds no layer pynn can take")
     if dtype is None:
-        found = pending[0][1].weight.dtype
+        found = first_weights if first_weights is not None else torch.get_default_dtype()
         if found not in (torch.float32, torch.float64):
-            raise TypeError(f"module {pending[0][0]!r} holds {found} weights; pynn computes in "
-                            f"float32 or float64: pass dtype='float32' or 'float64'")
+            raise TypeError(f"the module holds {found} weights; pynn computes in float32 or "
+                            f"float64: pass dtype='float32' or 'float64'")
         dtype = "float64" if found == torch.float64 else "float32"
-    layers, weights = [], []
-    for name, linear, activation, alpha in pending:
-        if layers and linear.in_features != layers[-1].out_features:
-            raise ValueError(f"module {name!r} (Linear) takes {linear.in_features} inputs but "
-                             f"the Linear before it gives {layers[-1].out_features}")
-        layers.append(Dense(linear.in_features, linear.out_features, activation, alpha=alpha))
-        weight = linear.weight.detach().cpu()
-        bias = None if linear.bias is None else linear.bias.detach().cpu()
-        weights.append(_numpy(weight).T)
-        weights.append(np.zeros(linear.out_features) if bias is None else _numpy(bias))
+    _chain(layers, names)
+    for layer in layers:  # re-derive each Dense's default initialiser for its activation
+        if isinstance(layer, Dense):
+            layer.init = _init_for(layer.activation)
     model = Sequential(layers, dtype=dtype)
-    model.set_weights(weights)
+    if not model.built:
+        raise ValueError("the module starts with a layer of unknown width: put a Linear, "
+                         "BatchNorm1d or LayerNorm first")
+    model.set_weights([a for layer, named in zip(layers, arrays) for a in
+                       [named[n] for n, _ in layer.param_shapes()] +
+                       [named[n] for n in layer.state_names]])
+    for layer, named in zip(layers, arrays):
+        if "batches_tracked" in named:
+            layer.batches_tracked = named["batches_tracked"]
     return model
+
+
+def _chain(layers: list, names: list) -> None:
+    """Check that the widths agree, naming the modules that do not."""
+    width = None
+    for layer, name in zip(layers, names):
+        if width is not None and layer.in_features is not None and layer.in_features != width:
+            kind = "Linear" if isinstance(layer, Dense) else type(layer).__name__
+            raise ValueError(f"module {name!r} ({kind}) takes {layer.in_features} inputs but "
+                             f"the module before it gives {width}")
+        width = layer.out_features if layer.out_features is not None else width
+
+
+def _init_for(activation: str):
+    from ..nn import init as _init
+
+    return _init.default_for(activation)
+
+
+def _batchnorm_of(name: str, child: Any) -> BatchNorm:
+    if child.momentum is None or not child.affine or not child.track_running_stats:
+        raise ValueError(f"module {name!r} is BatchNorm1d(momentum={child.momentum}, "
+                         f"affine={child.affine}, track_running_stats="
+                         f"{child.track_running_stats}); pynn's BatchNorm has a momentum, "
+                         f"gamma and beta, and running statistics")
+    return BatchNorm(child.num_features, momentum=float(child.momentum), eps=float(child.eps))
+
+
+def _layernorm_of(name: str, child: Any) -> LayerNorm:
+    shape = tuple(child.normalized_shape)
+    if len(shape) != 1 or not child.elementwise_affine or child.bias is None:
+        raise ValueError(f"module {name!r} is LayerNorm({shape}, elementwise_affine="
+                         f"{child.elementwise_affine}); pynn's LayerNorm normalizes one "
+                         f"feature axis with gamma and beta")
+    return LayerNorm(shape[0], eps=float(child.eps))
+
+
+def _norm_arrays(child: Any, running: bool) -> dict:
+    named = {"gamma": _numpy(child.weight.detach().cpu()),
+             "beta": _numpy(child.bias.detach().cpu())}
+    if running:
+        named["running_mean"] = _numpy(child.running_mean.detach().cpu())
+        named["running_var"] = _numpy(child.running_var.detach().cpu())
+        named["batches_tracked"] = int(child.num_batches_tracked)
+    return named
 
 
 def _numpy(tensor: Any) -> np.ndarray:

@@ -8,7 +8,9 @@ File layout (a zip archive, as written by ``numpy.savez``):
   counters, the shuffling generator's state and a SHA-256 of the parameters;
 - ``params.npy``: the flat parameter buffer;
 - ``opt_<name>.npy``: the optimizer's state buffers (momentum velocity, Adam moments), so a
-  loaded model continues training where it stopped.
+  loaded model continues training where it stopped;
+- ``state_<i>.running_mean.npy`` and the like: the layers' saved state (BatchNorm's running
+  statistics and batch count, under `Sequential.state_dict()`'s names).
 
 Loading uses ``allow_pickle=False``: a file that carries pickled objects is refused, not
 executed. Every inconsistency (not a zip, truncated, a CRC or checksum mismatch, missing
@@ -40,7 +42,9 @@ from .header import (
     check_format,
     check_saveable,
     describe,
+    layer_states,
     rebuild,
+    set_layer_states,
 )
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
@@ -52,6 +56,8 @@ def _npz_writer(model: Sequential) -> Callable[[BinaryIO], None]:
     if model.optimizer is not None:
         for name, buf in model.optimizer.state_arrays().items():
             arrays["opt_" + name] = buf
+    for key, arr in layer_states(model).items():
+        arrays["state_" + key] = arr
     return lambda f: np.savez(f, **arrays)
 
 
@@ -122,7 +128,7 @@ def _read_arrays(path: str) -> dict:
             arrays = {}
             for info in archive.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else None
-                if name in ("meta", "params") or (name or "").startswith("opt_"):
+                if name in ("meta", "params") or (name or "").startswith(("opt_", "state_")):
                     arrays[name] = _read_entry(archive, info, path, budget)
                     budget -= info.file_size
             return arrays
@@ -209,6 +215,8 @@ def load(path: PathLike) -> Sequential:
                                  f"{params.shape}) do not match the architecture "
                                  f"({model.dtype}, {model.n_params} parameters)")
         model.params[...] = params
+        set_layer_states(path, model, {name[6:]: buf for name, buf in arrays.items()
+                                       if name.startswith("state_")})
 
     buffers = {name[4:]: buf for name, buf in arrays.items() if name.startswith("opt_")}
     return rebuild(path, meta, set_params, buffers)

@@ -175,3 +175,36 @@ def _rebuild(path: str, meta: dict, set_params: Callable[[Sequential], None], bu
     if meta.get("rng_state"):
         model.rng.bit_generator.state = meta["rng_state"]
     return model
+
+
+#: The entries of `Sequential.state_dict()` that are layer state, not trained parameters.
+_STATE_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def layer_states(model: Sequential) -> dict:
+    """The layers' saved state (BatchNorm's running statistics and batch count) under the
+    names of `Sequential.state_dict()` (PyTorch's)."""
+    return {key: arr for key, arr in model.state_dict().items()
+            if key.endswith(_STATE_SUFFIXES)}
+
+
+def set_layer_states(path: str, model: Sequential, found: dict) -> None:
+    """Put the layer states read from a file (`layer_states`' names) into `model`, checked:
+    every one present, its shape and dtype, finite values, variances >= 0."""
+    needed = layer_states(model)
+    if not needed:
+        return
+    for key, like in needed.items():
+        got = found.get(key)
+        if got is None:
+            raise ModelFileError(f"{path}: the layer state {key!r} is missing")
+        if got.shape != like.shape or got.dtype != like.dtype:
+            raise ModelFileError(f"{path}: the layer state {key!r} is {got.dtype} of shape "
+                                 f"{got.shape}; the architecture needs {like.dtype} of shape "
+                                 f"{like.shape}")
+    full = model.state_dict()
+    full.update({key: found[key] for key in needed})
+    try:
+        model.load_state_dict(full)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: {exc}") from None

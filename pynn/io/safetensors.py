@@ -9,7 +9,8 @@ little-endian and in C order, the offsets counted from the end of the header.
 
 What pynn stores:
 
-- ``<i>.weight`` (out x in) and ``<i>.bias``: `Sequential.state_dict()`'s names and layouts,
+- ``<i>.weight`` (out x in) and ``<i>.bias`` (a BatchNorm adds ``<i>.running_mean``,
+  ``<i>.running_var`` and ``<i>.num_batches_tracked``): `Sequential.state_dict()`'s names and layouts,
   which are PyTorch's (those of ``pynn.to_torch(model).state_dict()``);
 - ``optimizer.<name>``: the optimizer's state buffers (momentum ``velocity``, Adam's ``m`` and
   ``v``), flat, in the order of ``model.params``;
@@ -110,7 +111,7 @@ def _layout(tensors: dict, metadata: dict) -> tuple[bytes, list]:
         if code is None:
             raise TypeError(f"tensor {name!r} has dtype {arr.dtype}, which safetensors has no "
                             f"name for")
-        data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        data = np.asarray(arr, dtype=arr.dtype.newbyteorder("<"), order="C")  # 0-d stays 0-d
         header[name] = {"dtype": code, "shape": list(data.shape),
                         "data_offsets": [offset, offset + data.nbytes]}
         offset += data.nbytes
@@ -242,7 +243,7 @@ def read(path: str) -> tuple[dict, dict]:
     tensors = {}
     for begin, _end, name, dtype, shape in _spans(path, header, len(data)):
         flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=begin)
-        tensors[name] = flat.astype(dtype.newbyteorder("=")).reshape(shape)
+        tensors[name] = flat.astype(dtype.newbyteorder("=")).reshape(tuple(shape))
     return tensors, metadata
 
 
@@ -285,14 +286,14 @@ def load(path: str) -> Sequential:
                                  f"{sorted(tensors)[:12]})")
         for name, like in needed.items():
             got = tensors[name]
-            if got.dtype != model.dtype or got.shape != like.shape:
+            if got.dtype != like.dtype or got.shape != like.shape:
                 raise ModelFileError(f"{path}: tensor {name!r} is {got.dtype} of shape "
-                                     f"{got.shape}; the architecture needs {model.dtype} of "
+                                     f"{got.shape}; the architecture needs {like.dtype} of "
                                      f"shape {like.shape}")
-        names = list(needed)
-        for layer, weight, bias in zip(model.layers, names[::2], names[1::2]):
-            layer.W[...] = tensors[weight].T
-            layer.b[...] = tensors[bias]
+        try:
+            model.load_state_dict({name: tensors[name] for name in needed})
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
 
     buffers = {name[len(_OPTIMIZER):]: tensor for name, tensor in tensors.items()
                if name.startswith(_OPTIMIZER)}

@@ -19,6 +19,9 @@ def _float64_copy(model: Sequential) -> Sequential:
     config = dict(model.get_config(), dtype="float64", seed=0)
     copy = Sequential.from_config(config)
     copy.params[...] = model.params
+    for mine, theirs in zip(copy.layers, model.layers):
+        for name, arr in theirs.state_arrays().items():
+            getattr(mine, name)[...] = arr
     return copy
 
 
@@ -48,7 +51,8 @@ def analytic_gradient(model: Sequential, X, y, loss=None, *, sample_weight=None)
 
 
 def _analytic(trainer: Trainer, X, target, weight) -> np.ndarray:
-    value = trainer.forward_backward(X, target, weight)
+    # training mode (batch statistics, step 0's dropout masks), the model's state untouched
+    value = trainer.forward_backward(X, target, weight, update_stats=False)
     if not np.isfinite(value):
         raise FloatingPointError(f"the loss at these parameters is {value}")
     return trainer.grads.copy()
@@ -67,9 +71,9 @@ def _numerical(trainer: Trainer, X, target, weight, h, indices) -> np.ndarray:
     for k, i in enumerate(idx):
         saved = params[i]
         params[i] = saved + h
-        plus = trainer.loss_value(X, target, weight)
+        plus = trainer.loss_value(X, target, weight, training=True)
         params[i] = saved - h
-        minus = trainer.loss_value(X, target, weight)
+        minus = trainer.loss_value(X, target, weight, training=True)
         params[i] = saved
         grad[k] = (plus - minus) / (2 * h)
     return grad

@@ -1,4 +1,5 @@
-"""Sequential: a stack of Dense layers over one flat parameter buffer.
+"""Sequential: a stack of layers (Dense, Activation, Dropout, BatchNorm, LayerNorm) over one flat
+parameter buffer.
 
 Memory layout: every W and b is a view into ``model.params`` (one contiguous, 64-byte aligned
 buffer), every dW and db a view into ``model.grads``; the optimizer keeps its state as buffers
@@ -37,11 +38,13 @@ from ..engine import (
     rank_zero,
 )
 from ..engine.lbfgs import run_lbfgs
+from ..engine.network import check_batch_rows
 from ..nn import losses as _losses
 from ..nn import metrics as _metrics
 from ..nn import optim as _optim
-from ..nn.layers import Dense, Input
+from ..nn.layers import BatchNorm, Dense, Dropout, Input, Layer, layer_from_config
 from .callbacks import Callback, History, ProgressBar, overrides
+from .torch_layout import torch_entries
 
 __all__ = ["Sequential", "TrainingDivergedError"]
 
@@ -119,12 +122,14 @@ def _peek_build(model: Sequential, source: Iterable) -> Iterable:
 
 
 class Sequential:
-    """A feed-forward network: Dense layers applied in order.
+    """A feed-forward network: layers applied in order.
 
     Parameters
     ----------
-    layers : sequence of Dense
-        Each layer's in_features must equal the previous layer's out_features.
+    layers : sequence of layers
+        `pynn.Dense`, `pynn.Activation`, `pynn.Dropout`, `pynn.BatchNorm`, `pynn.LayerNorm`
+        (optionally after a `pynn.Input`). Each layer's in_features must equal the previous
+        layer's out_features; the layers that keep the width take it from the layer before.
     seed : int, optional
         Seeds the weight initialisation (and, unless `fit` gets its own seed, the shuffling).
         Same seed → the same weights whatever the dtype's rounding.
@@ -133,9 +138,10 @@ class Sequential:
 
     Attributes
     ----------
-    layers : list of Dense
+    layers : list of layers
     params, grads : ndarray
-        The flat parameter and gradient buffers (every layer's W, b, dW, db are views).
+        The flat parameter and gradient buffers (every layer's W, b, dW, db, gamma, beta, ...
+        are views).
     loss : Loss or None
         The loss of the last `fit`/`compile` (decides what `predict` returns).
     optimizer : Optimizer or None
@@ -158,7 +164,7 @@ class Sequential:
     >>> model.predict(X_test)   # class labels
     """
 
-    def __init__(self, layers: Sequence[Dense | Input] | None = None, *, seed: int | None = None,
+    def __init__(self, layers: Sequence[Layer | Input] | None = None, *, seed: int | None = None,
                  dtype: str | np.dtype | type = "float32") -> None:
         self.dtype = _check_dtype(dtype)
         self.seed = _check_seed(seed)
@@ -180,31 +186,32 @@ class Sequential:
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
     def _check_layers(layers: object) -> list:
-        """The Dense layers, input sizes chained (an `Input` first sets the first one's)."""
-        if isinstance(layers, (Dense, Input)):
+        """The layers, input sizes chained (an `Input` first sets the first one's)."""
+        if isinstance(layers, (Layer, Input)):
             layers = [layers]
         try:
             layers = list(layers)
         except TypeError:
-            raise TypeError(f"layers must be a list of pynn.Dense, got "
+            raise TypeError(f"layers must be a list of pynn.Dense (or other pynn layers), got "
                             f"{type(layers).__name__}") from None
         if not layers:
-            raise ValueError("layers must contain at least one Dense layer (or use "
-                             "Sequential() and model.add)")
+            raise ValueError("layers must contain at least one layer (or use Sequential() and "
+                             "model.add)")
         for i, layer in enumerate(layers):
             if isinstance(layer, Input) and i == 0:
                 continue
-            if not isinstance(layer, Dense):
+            if not isinstance(layer, Layer):
                 where = " (pynn.Input goes first only)" if isinstance(layer, Input) else ""
-                raise TypeError(f"layers[{i}] must be a pynn.Dense, got "
+                raise TypeError(f"layers[{i}] must be a pynn.Dense or another pynn layer "
+                                f"(Activation, Dropout, BatchNorm, LayerNorm), got "
                                 f"{type(layer).__name__}{where}")
         if len({id(layer) for layer in layers}) != len(layers):
-            raise ValueError("the same Dense instance appears twice in layers; create one per "
+            raise ValueError("the same layer instance appears twice in layers; create one per "
                              "position")
         for i, layer in enumerate(layers):
-            if isinstance(layer, Dense) and layer.is_bound:
+            if isinstance(layer, Layer) and layer.is_bound:
                 raise ValueError(f"layers[{i}] already belongs to another model; create a new "
-                                 f"Dense (or copy.deepcopy the model)")
+                                 f"{type(layer).__name__} (or copy.deepcopy the model)")
         offset = 0
         if isinstance(layers[0], Input):
             if len(layers) == 1:
@@ -214,21 +221,26 @@ class Sequential:
                 raise ValueError(f"layers[1] takes {first.in_features} inputs but the Input "
                                  f"gives {layers[0].features}")
             offset = 1
-        sizes = [layers[0].features] if offset else [layers[0].in_features]
-        for i in range(offset, len(layers)):
-            layer = layers[i]
-            if i > offset and layer.in_features is not None \
-                    and layer.in_features != layers[i - 1].out_features:
-                raise ValueError(f"layers[{i}] takes {layer.in_features} inputs but "
-                                 f"layers[{i - 1}] gives {layers[i - 1].out_features} outputs")
-            sizes.append(layer.out_features)
-        dense = layers[offset:]
-        for layer, fan_in in zip(dense, sizes):
-            if fan_in is not None and layer.in_features is None:
-                layer.build(fan_in)
-        for later in dense[1:]:  # only the first layer may still wait for its input size
-            assert later.in_features is not None
-        return dense
+        chain = layers[offset:]
+        if offset:
+            chain[0].build(layers[0].features)
+        for i in range(1, len(chain)):
+            before, layer = chain[i - 1], chain[i]
+            if before.out_features is None:  # width-keeping layers waiting for the input size
+                if layer.in_features is not None and not layer.same_width:
+                    before.build(layer.in_features)
+                continue
+            if layer.in_features is not None and layer.in_features != before.out_features:
+                what = f"{type(layer).__name__} has {layer.in_features} features" \
+                    if layer.same_width else f"takes {layer.in_features} inputs"
+                raise ValueError(f"layers[{i + offset}] {what} but layers[{i + offset - 1}] "
+                                 f"gives {before.out_features} outputs")
+            layer.build(before.out_features)
+        if chain[0].in_features is not None:  # sizes known up to a width-keeping head
+            for i in range(1, len(chain)):
+                if chain[i].in_features is None:
+                    chain[i].build(chain[i - 1].out_features)
+        return chain
 
     def _allocate(self) -> None:
         total = sum(layer.n_params for layer in self.layers)
@@ -257,16 +269,7 @@ class Sequential:
         if kept is not None:
             self.params[:kept.size] = kept
         for i, layer in enumerate(self.layers[start:], start):
-            W = np.asarray(layer.init(layer.in_features, layer.out_features, self.rng))
-            if W.shape != layer.W.shape:
-                raise ValueError(f"layers[{i}]'s init returned shape {W.shape}, expected "
-                                 f"{layer.W.shape}")
-            with np.errstate(over="ignore", invalid="ignore"):
-                layer.W[...] = W
-            if not ops.all_finite(layer.W):
-                raise ValueError(f"layers[{i}]'s init {layer.init!r} gave NaN or inf weights "
-                                 f"(in {self.dtype.name})")
-            layer.b[...] = 0
+            layer.reset_parameters(self.rng, f"layers[{i}]")
         self._built = True
 
     @property
@@ -287,7 +290,7 @@ class Sequential:
         self._build()
         return self
 
-    def add(self, layer: Dense | Input) -> Sequential:
+    def add(self, layer: Layer | Input) -> Sequential:
         """Append a layer (Keras' ``model.add``); its input size comes from the layer before.
 
         On a built model the existing weights are kept and the new layer's drawn; the
@@ -298,8 +301,9 @@ class Sequential:
                 raise ValueError("pynn.Input sets the model's input size: add it first")
             self._input_features = layer.features
             return self
-        if not isinstance(layer, Dense):
-            raise TypeError(f"layer must be a pynn.Dense, got {type(layer).__name__}")
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be a pynn.Dense or another pynn layer (Activation, "
+                            f"Dropout, BatchNorm, LayerNorm), got {type(layer).__name__}")
         head = self.layers[-1].out_features if self.layers else self._input_features
         chained = self._check_layers(([Input(head)] if head is not None else []) + [layer])
         start = len(self.layers)
@@ -332,7 +336,7 @@ class Sequential:
         """A new model from `get_config()`'s description (weights drawn from its seed)."""
         if not isinstance(config, dict) or "layers" not in config:
             raise TypeError("config must be a dict from Sequential.get_config()")
-        layers = [Dense.from_config(c) for c in config["layers"]]
+        layers = [layer_from_config(c) for c in config["layers"]]
         return cls(layers, seed=config.get("seed"), dtype=config.get("dtype", "float32"))
 
     @property
@@ -366,8 +370,9 @@ class Sequential:
         rows = [("#", "layer", "output shape", "activation", "params")]
         for i, layer in enumerate(self.layers):
             fan_in = "?" if layer.in_features is None else layer.in_features
-            rows.append((str(i), f"Dense({fan_in}, {layer.out_features})",
-                         f"(None, {layer.out_features})", layer.activation,
+            width = "?" if layer.out_features is None else layer.out_features
+            name = f"Dense({fan_in}, {width})" if isinstance(layer, Dense) else repr(layer)
+            rows.append((str(i), name, f"(None, {width})", getattr(layer, "activation", ""),
                          "?" if layer.in_features is None else f"{layer.n_params:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(5)]
         fmt = "  ".join(f"{{:{'>' if c in (0, 4) else '<'}{w}}}" for c, w in enumerate(widths))
@@ -386,22 +391,25 @@ class Sequential:
             print_fn(line)
 
     def get_weights(self) -> list:
-        """Copies of [W0, b0, W1, b1, ...]."""
+        """Copies of every layer's arrays in order, Keras' way: [W0, b0, W1, b1, ...], a
+        BatchNorm's [gamma, beta, running_mean, running_var], a LayerNorm's [gamma, beta]."""
         self._require_built("get_weights")
-        return [a.copy() for layer in self.layers for a in (layer.W, layer.b)]
+        return [a.copy() for layer in self.layers for a in layer.weights()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Set every W and b from a list like `get_weights()` returns (checked before any copy)."""
+        """Set every array from a list like `get_weights()` returns (checked before any copy)."""
         self._require_built("set_weights")
-        views = [a for layer in self.layers for a in (layer.W, layer.b)]
+        names = [(i, name) for i, layer in enumerate(self.layers)
+                 for name in [n for n, _ in layer.param_shapes()] + list(layer.state_names)]
+        views = [a for layer in self.layers for a in layer.weights()]
         weights = list(weights)
         if len(weights) != len(views):
-            raise ValueError(f"weights must hold {len(views)} arrays (W and b per layer), "
-                             f"got {len(weights)}")
+            raise ValueError(f"weights must hold {len(views)} arrays (as get_weights returns: "
+                             f"W and b per Dense layer, ...), got {len(weights)}")
         checked = []
         for i, (view, w) in enumerate(zip(views, weights)):
             arr = np.asarray(w)
-            name = f"weights[{i}] ({'W' if i % 2 == 0 else 'b'} of layer {i // 2})"
+            name = f"weights[{i}] ({names[i][1]} of layer {names[i][0]})"
             if arr.shape != view.shape:
                 raise ValueError(f"{name} must have shape {view.shape}, got {arr.shape}")
             if arr.dtype.kind not in "fiu":
@@ -669,6 +677,8 @@ class Sequential:
         trainer = Trainer(self, loss_obj, opt, comm=comm,  # may raise: another model's optimizer
                           metrics=metric_objs)
         data = Batches(X, target, weight, batch_size, world=trainer.world)
+        if trainer.world == 1 and not isinstance(opt, _optim.LBFGS):
+            check_batch_rows(self.layers, (data.size, n - (data.count - 1) * data.size))
         if comm is not None:
             trainer.synchronize(self._fit_facts(X, target, weight, val, loss_obj, opt, epochs,
                                                 batch_size, shuffle, seed))
@@ -695,6 +705,7 @@ class Sequential:
             if comm is not None:  # every rank shuffles with rank 0's draw
                 seed = trainer.dp.broadcast_object(seed)
         rng = np.random.default_rng(seed)
+        trainer.seed_dropout(seed)
         order = np.arange(n, dtype=np.int64) if shuffle and n > 1 else None
 
         for cb in callbacks:
@@ -869,6 +880,8 @@ class Sequential:
         if not self._built:  # the first batch tells the input size
             source = _peek_build(self, source)
         trainer = Trainer(self, loss_obj, opt, metrics=metric_objs)
+        if any(isinstance(layer, Dropout) for layer in self.layers):
+            trainer.seed_dropout(int(self.rng.integers(2**63)))
         self.loss, self.optimizer = loss_obj, opt
         self.stop_training = False
         history = History()
@@ -997,30 +1010,25 @@ class Sequential:
         self.metadata = state.get("metadata", {})
 
     # ---- PyTorch's names and layouts -----------------------------------------------------------
-    def _state_keys(self) -> list:
-        """("<i>.weight", "<i>.bias") per layer, i the position of its Linear in the
-        torch.nn.Sequential that `pynn.to_torch` builds (an activation other than identity is
-        a module of its own, after its Linear)."""
-        keys, position = [], 0
-        for layer in self.layers:
-            keys.append((f"{position}.weight", f"{position}.bias"))
-            position += 1 if layer.activation == "identity" else 2
-        return keys
-
     def state_dict(self) -> dict:
         """The parameters under PyTorch's names and layouts: ``{"0.weight": (out, in) array,
-        "0.bias": (out,) array, "2.weight": ...}``, copies.
+        "0.bias": (out,) array, "2.weight": ...}``, copies (BatchNorm adds ``running_mean``,
+        ``running_var`` and ``num_batches_tracked``).
 
         The keys are those of `pynn.to_torch(model).state_dict()`: numbered by the position of
-        each Linear in that torch.nn.Sequential (each activation but identity is a module). So
+        each module in that torch.nn.Sequential (`pynn.model.torch_layout`). So
         ``torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in
         model.state_dict().items()})`` fills a module built like it.
         """
         self._require_built("state_dict")
         state = {}
-        for layer, (w_key, b_key) in zip(self.layers, self._state_keys()):
-            state[w_key] = np.ascontiguousarray(layer.W.T)
-            state[b_key] = layer.b.copy()
+        for layer, (position, arrays) in zip(self.layers, torch_entries(self.layers)):
+            for key, attr, transposed in arrays:
+                arr = getattr(layer, attr)
+                state[key] = np.ascontiguousarray(arr.T) if transposed else arr.copy()
+            if isinstance(layer, BatchNorm):
+                state[f"{position}.num_batches_tracked"] = np.array(layer.batches_tracked,
+                                                                    dtype=np.int64)
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -1034,8 +1042,10 @@ class Sequential:
             raise TypeError(f"state_dict must be a mapping of names to arrays, got "
                             f"{type(state_dict).__name__}")
         self._require_layers()
-        keys = self._state_keys()
-        expected = [k for pair in keys for k in pair]
+        layout = torch_entries(self.layers)
+        counters = {f"{position}.num_batches_tracked": layer for layer, (position, _) in
+                    zip(self.layers, layout) if isinstance(layer, BatchNorm)}
+        expected = [key for _, arrays in layout for key, _, _ in arrays] + list(counters)
         missing = [k for k in expected if k not in state_dict]
         unexpected = [k for k in state_dict if k not in expected]
         if missing or unexpected:
@@ -1054,16 +1064,21 @@ class Sequential:
 
         in_features = self.layers[0].in_features
         if in_features is None:
-            first = as_array(keys[0][0])
-            if first.ndim != 2:
-                raise ValueError(f"state_dict[{keys[0][0]!r}] must be 2-D (out, in), got shape "
-                                 f"{first.shape}")
-            in_features = first.shape[1]
+            first_key = layout[0][1][0][0] if layout[0][1] else None
+            first = as_array(first_key) if first_key else None
+            if first is None or first.ndim not in (1, 2):
+                raise ValueError("state_dict cannot give this model its input size: build it "
+                                 "first (model.build(n))")
+            in_features = first.shape[-1]
+        widths, width = [], in_features
+        for layer in self.layers:  # each layer's (in, out) once the input size is known
+            fan_in = layer.in_features if layer.in_features is not None else width
+            width = layer.out_features if layer.out_features is not None else fan_in
+            widths.append((fan_in, width))
         checked = []
-        for layer, (w_key, b_key) in zip(self.layers, keys):
-            fan_in = layer.in_features if layer.in_features is not None else in_features
-            for key, shape in ((w_key, (layer.out_features, fan_in)),
-                               (b_key, (layer.out_features,))):
+        for (fan_in, fan_out), (_, arrays) in zip(widths, layout):
+            for key, attr, transposed in arrays:
+                shape = (fan_out, fan_in) if transposed else (fan_out,)
                 arr = as_array(key)
                 if arr.shape != shape:
                     raise ValueError(f"state_dict[{key!r}] must have shape {shape}, got "
@@ -1077,9 +1092,20 @@ class Sequential:
                     cast = arr.astype(self.dtype)
                 if not np.isfinite(cast).all():
                     raise ValueError(f"state_dict[{key!r}] overflows {self.dtype.name}")
-                checked.append(cast)
+                if attr == "running_var" and (cast < 0).any():
+                    raise ValueError(f"state_dict[{key!r}] must be >= 0 (a variance)")
+                checked.append(cast.T if transposed else cast)
+        counts = {}
+        for key in counters:
+            count = as_array(key)
+            if count.shape != () or count.dtype.kind not in "iu" or int(count) < 0:
+                raise ValueError(f"state_dict[{key!r}] must be an integer >= 0")
+            counts[key] = int(count)
         if not self._built:
             self.build(in_features)
-        for layer, W, b in zip(self.layers, checked[::2], checked[1::2]):
-            layer.W[...] = W.T
-            layer.b[...] = b
+        values = iter(checked)
+        for layer, (_, arrays) in zip(self.layers, layout):
+            for _, attr, _ in arrays:
+                getattr(layer, attr)[...] = next(values)
+        for key, layer in counters.items():
+            layer.batches_tracked = counts[key]

@@ -5,7 +5,7 @@ Each concept is one table of names (``layers.ACTIVATIONS``, ``losses.LOSSES``,
 `pynn.engine`) or owns a model's numbers (that is `pynn.model`).
 """
 from . import init, layers, losses, metrics, optim
-from .layers import Dense, Input
+from .layers import Activation, BatchNorm, Dense, Dropout, Input, LayerNorm
 from .losses import (
     MAE,
     MSE,
@@ -19,6 +19,33 @@ from .losses import (
 )
 from .optim import SGD, Adagrad, Adam, Constant, Cosine, Optimizer, RMSprop, StepDecay
 
-__all__ = ["MAE", "MSE", "SGD", "Adagrad", "Adam", "BinaryCrossEntropy", "Constant", "Cosine",
-           "CrossEntropy", "Dense", "Hinge", "Huber", "Input", "KLDivergence", "Loss", "Optimizer",
-           "Poisson", "RMSprop", "StepDecay", "init", "layers", "losses", "metrics", "optim"]
+__all__ = [
+    "MAE",
+    "MSE",
+    "SGD",
+    "Activation",
+    "Adagrad",
+    "Adam",
+    "BatchNorm",
+    "BinaryCrossEntropy",
+    "Constant",
+    "Cosine",
+    "CrossEntropy",
+    "Dense",
+    "Dropout",
+    "Hinge",
+    "Huber",
+    "Input",
+    "KLDivergence",
+    "LayerNorm",
+    "Loss",
+    "Optimizer",
+    "Poisson",
+    "RMSprop",
+    "StepDecay",
+    "init",
+    "layers",
+    "losses",
+    "metrics",
+    "optim",
+]

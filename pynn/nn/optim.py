@@ -223,6 +223,10 @@ def _learning_rate(lr: object) -> LearningRate:
 class Optimizer:
     """Base class: state buffers bound to one model's flat parameter buffer.
 
+    Every optimizer takes ``clipnorm=`` (scale the whole gradient to an L2 norm of at most
+    this, the norm over the flat buffer) and ``clipvalue=`` (clip each entry to
+    [-clipvalue, clipvalue]), applied before its update, clipvalue first; both > 0.
+
     Attributes
     ----------
     epoch : int
@@ -341,6 +345,39 @@ class Optimizer:
         """One in-place update of the flat `params` from the flat `grads`."""
         raise NotImplementedError
 
+    # -- gradient clipping (clipnorm=, clipvalue= of every optimizer) --------------------------
+    clipnorm: float | None = None
+    clipvalue: float | None = None
+
+    def _set_clipping(self, clipnorm: object, clipvalue: object) -> None:
+        self.clipnorm = None if clipnorm is None else _positive(clipnorm, "clipnorm")
+        self.clipvalue = None if clipvalue is None else _positive(clipvalue, "clipvalue")
+
+    def _clip(self, grads: np.ndarray) -> np.ndarray:
+        """`grads` clipped in place: each entry to [-clipvalue, clipvalue], then the whole
+        buffer scaled to an L2 norm of at most clipnorm (the norm from a fixed-order C
+        reduction: the same at any thread count)."""
+        if self.clipvalue is not None:
+            np.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
+        if self.clipnorm is not None:
+            scratch = getattr(self, "_clip_scratch", None)
+            if scratch is None or scratch[0].shape != grads.shape or \
+                    scratch[0].dtype != grads.dtype:
+                scratch = self._clip_scratch = (np.zeros_like(grads), np.empty_like(grads))
+            mean_square, _ = ops.mse(grads, scratch[0], out=scratch[1])
+            norm = math.sqrt(mean_square * grads.size)
+            if norm > self.clipnorm:  # a NaN norm is left to the divergence guard
+                grads *= grads.dtype.type(self.clipnorm / norm)
+        return grads
+
+    def _clip_config(self) -> dict:
+        config = {}
+        if self.clipnorm is not None:
+            config["clipnorm"] = self.clipnorm
+        if self.clipvalue is not None:
+            config["clipvalue"] = self.clipvalue
+        return config
+
     # -- config and state (save/load, pickling) ---------------------------------------------
     def get_config(self) -> dict:
         lr = self.lr.get_config() if isinstance(self.lr, Schedule) else self.lr
@@ -432,8 +469,10 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, lr: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None) -> None:
         super().__init__(lr)
+        self._set_clipping(clipnorm, clipvalue)
         self.momentum = _unit_interval(momentum, "momentum")
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
@@ -448,6 +487,7 @@ class SGD(Optimizer):
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         lr = self._step_lr()
+        grads = self._clip(grads)
         ops.sgd_step(params, grads, self._state.get("velocity"), lr=lr,
                      momentum=self.momentum, nesterov=self.nesterov,
                      weight_decay=self.weight_decay)
@@ -457,6 +497,7 @@ class SGD(Optimizer):
         config = super().get_config()
         config.update(momentum=self.momentum, nesterov=self.nesterov,
                       weight_decay=self.weight_decay)
+        config.update(self._clip_config())
         return config
 
     def _public_config(self) -> dict:
@@ -465,6 +506,7 @@ class SGD(Optimizer):
             config["nesterov"] = True
         if self.weight_decay:
             config["weight_decay"] = self.weight_decay
+        config.update(self._clip_config())
         return config
 
 
@@ -494,8 +536,10 @@ class Adam(Optimizer):
 
     def __init__(self, lr: LearningRate = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0,
-                 epsilon_hat: bool = False) -> None:
+                 epsilon_hat: bool = False, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None) -> None:
         super().__init__(lr)
+        self._set_clipping(clipnorm, clipvalue)
         if not isinstance(epsilon_hat, (bool, np.bool_)):
             raise TypeError(f"epsilon_hat must be a bool, got {type(epsilon_hat).__name__}")
         self.epsilon_hat = bool(epsilon_hat)
@@ -509,6 +553,7 @@ class Adam(Optimizer):
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         lr = self._step_lr()
+        grads = self._clip(grads)
         self.iterations += 1
         eps = self.eps
         if self.epsilon_hat:
@@ -522,6 +567,7 @@ class Adam(Optimizer):
         config.update(betas=list(self.betas), eps=self.eps, weight_decay=self.weight_decay)
         if self.epsilon_hat:
             config["epsilon_hat"] = True
+        config.update(self._clip_config())
         return config
 
     def _public_config(self) -> dict:
@@ -530,6 +576,7 @@ class Adam(Optimizer):
             config["weight_decay"] = self.weight_decay
         if self.epsilon_hat:
             config["epsilon_hat"] = True
+        config.update(self._clip_config())
         return config
 
 
@@ -560,8 +607,10 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: LearningRate = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False) -> None:
+                 centered: bool = False, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None) -> None:
         super().__init__(lr)
+        self._set_clipping(clipnorm, clipvalue)
         self.alpha = _unit_interval(alpha, "alpha")
         self.eps = _positive(eps, "eps")
         self.weight_decay = _non_negative(weight_decay, "weight_decay")
@@ -577,6 +626,7 @@ class RMSprop(Optimizer):
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         lr = self._step_lr()
+        grads = self._clip(grads)
         ops.rmsprop_step(params, grads, self._state["square_avg"], self._state.get("grad_avg"),
                          self._state.get("momentum_buffer"), lr=lr, alpha=self.alpha,
                          eps=self.eps, weight_decay=self.weight_decay, momentum=self.momentum)
@@ -586,6 +636,7 @@ class RMSprop(Optimizer):
         config = super().get_config()
         config.update(alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
                       momentum=self.momentum, centered=self.centered)
+        config.update(self._clip_config())
         return config
 
     def _public_config(self) -> dict:
@@ -593,6 +644,7 @@ class RMSprop(Optimizer):
         for name, default in (("weight_decay", 0.0), ("momentum", 0.0), ("centered", False)):
             if getattr(self, name) != default:
                 config[name] = getattr(self, name)
+        config.update(self._clip_config())
         return config
 
 
@@ -621,8 +673,10 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr: LearningRate = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10) -> None:
+                 eps: float = 1e-10, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None) -> None:
         super().__init__(lr)
+        self._set_clipping(clipnorm, clipvalue)
         self.lr_decay = _non_negative(lr_decay, "lr_decay")
         self.weight_decay = _non_negative(weight_decay, "weight_decay")
         self.initial_accumulator_value = _non_negative(initial_accumulator_value,
@@ -642,6 +696,7 @@ class Adagrad(Optimizer):
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         lr = self._step_lr()
+        grads = self._clip(grads)
         self.iterations += 1
         ops.adagrad_step(params, grads, self._state["sum"], step=self.iterations, lr=lr,
                          lr_decay=self.lr_decay, eps=self.eps, weight_decay=self.weight_decay)
@@ -650,6 +705,7 @@ class Adagrad(Optimizer):
         config = super().get_config()
         config.update(lr_decay=self.lr_decay, weight_decay=self.weight_decay,
                       initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
+        config.update(self._clip_config())
         return config
 
     def _public_config(self) -> dict:
@@ -659,6 +715,7 @@ class Adagrad(Optimizer):
             if getattr(self, name) != default:
                 config[name] = getattr(self, name)
         config["eps"] = self.eps
+        config.update(self._clip_config())
         return config
 
 

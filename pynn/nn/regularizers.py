@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import ops
 
-__all__ = ["L2"]
+__all__ = ["L2", "LayerPenalties"]
 
 
 class L2:
@@ -67,3 +67,45 @@ class L2:
 
     def __repr__(self) -> str:
         return f"L2(alpha={self.alpha!r}, per_sample={self.per_sample!r})"
+
+
+class LayerPenalties:
+    """The Dense layers' own ``l1·Σ|W| + l2·ΣW²`` (Keras' kernel regularizers), added to every
+    batch's loss, with gradient ``l1·sign(W) + 2·l2·W``; sums in fixed-order C reductions."""
+
+    def __init__(self, terms: list, dtype: np.dtype) -> None:
+        longest = max(w.size for w, _, _, _ in terms)
+        self._zeros = np.zeros(longest, dtype=dtype)
+        self._scratch = np.empty(longest, dtype=dtype)
+        self._terms = terms
+
+    @classmethod
+    def for_layers(cls, layers: Sequence, dtype: np.dtype) -> LayerPenalties | None:
+        """The penalties of the layers with l1 or l2 set, or None when none has."""
+        terms = [(layer.W.reshape(-1), layer.dW.reshape(-1), layer.l1, layer.l2)
+                 for layer in layers if layer.l1 or layer.l2]
+        return cls(terms, dtype) if terms else None
+
+    def value(self) -> float:
+        total = 0.0
+        for w, _, l1, l2 in self._terms:
+            zeros, scratch = self._zeros[:w.size], self._scratch[:w.size]
+            if l1:
+                total += l1 * ops.mae(w, zeros, out=scratch)[0] * w.size
+            if l2:
+                total += l2 * ops.mse(w, zeros, out=scratch)[0] * w.size
+        return total
+
+    def add_gradient(self) -> float:
+        """dW += l1·sign(W) + 2·l2·W for every penalised layer; returns `value`."""
+        value = self.value()
+        for w, dw, l1, l2 in self._terms:
+            scratch = self._scratch[:w.size]
+            if l1:
+                np.sign(w, out=scratch)
+                scratch *= scratch.dtype.type(l1)
+                dw += scratch
+            if l2:
+                np.multiply(w, scratch.dtype.type(2 * l2), out=scratch)
+                dw += scratch
+        return value
