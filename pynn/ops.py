@@ -422,3 +422,56 @@ def adagrad_step(params: np.ndarray, grads: ArrayLike, state_sum: np.ndarray, *,
         L2 penalty added to the gradient, >= 0.
     """
     _core.adagrad_step(params, grads, state_sum, step, lr, lr_decay, eps, weight_decay)
+
+
+# ---- normalization and dropout layers (csrc/norm.c) ---------------------------------------------
+__all__ += ["batchnorm_backward", "batchnorm_forward", "dropout", "layernorm_backward",
+            "layernorm_forward"]
+
+
+def dropout(x: ArrayLike, rate: float, *, key: int, counter: int,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Inverted dropout: ``x / (1 - rate)`` where element i is kept, else 0.
+
+    Element i is kept when a hash of (`key`, `counter`, i) is at least `rate` (53 bits): no
+    state, the same mask at any thread count, and the backward is the same call on the
+    gradient (the mask regenerated). `pynn.Dropout` keys it with the fit's seed and the layer's
+    position and counts the steps. `key`, `counter`: ints in [0, 2**64); `rate` in [0, 1).
+    """
+    return _core.dropout(x, rate, key, counter, out)
+
+
+def batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, *, eps: float = 1e-5,
+                      out: np.ndarray | None = None) -> tuple:
+    """Training-mode batch normalization of x (n, c) per column.
+
+    Returns ``(y, xhat, mean, var, invstd)``: ``y = gamma * xhat + beta`` with
+    ``xhat = (x - mean) * invstd``, ``invstd = 1 / sqrt(var + eps)``, the biased variance;
+    mean, var and invstd are float64 (c,). Sums run down each column in a fixed order (bitwise
+    the same at any thread count).
+    """
+    return _core.batchnorm_forward(x, gamma, beta, eps, out)
+
+
+def batchnorm_backward(dy: ArrayLike, xhat: ArrayLike, gamma: ArrayLike,
+                       invstd: ArrayLike) -> tuple:
+    """``(dx, dgamma, dbeta)`` of `batchnorm_forward` from its xhat and invstd:
+    ``dbeta = sum dy``, ``dgamma = sum dy * xhat`` (over rows),
+    ``dx = gamma * invstd * (dy - dbeta / n - xhat * dgamma / n)``."""
+    dy = np.asarray(dy)
+    return _core.batchnorm_backward(dy, xhat, gamma, invstd, dx=np.empty(dy.shape, dy.dtype))
+
+
+def layernorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, *, eps: float = 1e-5,
+                      out: np.ndarray | None = None) -> tuple:
+    """Layer normalization of each row of x (n, c): ``(y, xhat, invstd)`` with invstd float64
+    (n,), the biased variance."""
+    return _core.layernorm_forward(x, gamma, beta, eps, out)
+
+
+def layernorm_backward(dy: ArrayLike, xhat: ArrayLike, gamma: ArrayLike,
+                       invstd: ArrayLike) -> tuple:
+    """``(dx, dgamma, dbeta)`` of `layernorm_forward`: with ``g = dy * gamma``,
+    ``dx = invstd * (g - mean(g) - xhat * mean(g * xhat))`` per row."""
+    dy = np.asarray(dy)
+    return _core.layernorm_backward(dy, xhat, gamma, invstd, dx=np.empty(dy.shape, dy.dtype))

@@ -370,3 +370,81 @@ def adagrad_step(params: np.ndarray, grads: np.ndarray, state_sum: np.ndarray, *
     state_sum += g * g
     clr = lr / (1 + (step - 1) * lr_decay)
     params -= dt(clr) * (g / (np.sqrt(state_sum) + dt(eps)))
+
+
+# ---- normalization and dropout layers (csrc/norm.c) ---------------------------------------------
+
+__all__ += ["batchnorm_backward", "batchnorm_forward", "dropout", "layernorm_backward",
+            "layernorm_forward", "scale_shift"]
+
+_U64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    """SplitMix64's finalizer on Python ints or uint64 arrays (wrapping arithmetic)."""
+    if isinstance(z, int):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+        return z ^ (z >> 31)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout(x: np.ndarray, rate: float, key: int, counter: int) -> np.ndarray:
+    """Element i kept when the top 53 bits of mix64(stream + i * golden) are >= rate * 2^53,
+    stream = mix64(key ^ mix64(counter + c)); kept elements scaled by 1 / (1 - rate)."""
+    stream = _mix64(key ^ _mix64((counter + 0x632BE59BD9B4E019) & _U64))
+    index = np.arange(x.size, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        h = _mix64(np.uint64(stream) + index * np.uint64(0x9E3779B97F4A7C15))
+    kept = (h >> np.uint64(11)) >= np.uint64(int(rate * 2.0**53))
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    return np.where(kept.reshape(x.shape), x * scale, x.dtype.type(0))
+
+
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                      eps: float = 1e-5) -> tuple:
+    """(y, xhat, mean, var, invstd): column statistics in float64, the biased variance."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=0)
+    var = ((x64 - mean) ** 2).mean(axis=0)
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat = ((x64 - mean) * invstd).astype(x.dtype)
+    return gamma * xhat + beta, xhat, mean, var, invstd
+
+
+def batchnorm_backward(dy: np.ndarray, xhat: np.ndarray, gamma: np.ndarray,
+                       invstd: np.ndarray) -> tuple:
+    """(dx, dgamma, dbeta) of the training-mode BatchNorm."""
+    g, h = dy.astype(np.float64), xhat.astype(np.float64)
+    dbeta, dgamma = g.sum(axis=0), (g * h).sum(axis=0)
+    n = dy.shape[0]
+    dx = gamma * invstd * (g - dbeta / n - h * dgamma / n)
+    return dx.astype(dy.dtype), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
+
+
+def scale_shift(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    return x * scale + shift
+
+
+def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                      eps: float = 1e-5) -> tuple:
+    """(y, xhat, invstd): row statistics in float64, the biased variance."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=1, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=1, keepdims=True)
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat = ((x64 - mean) * invstd).astype(x.dtype)
+    return gamma * xhat + beta, xhat, invstd[:, 0]
+
+
+def layernorm_backward(dy: np.ndarray, xhat: np.ndarray, gamma: np.ndarray,
+                       invstd: np.ndarray) -> tuple:
+    """(dx, dgamma, dbeta) of LayerNorm."""
+    g, h = dy.astype(np.float64), xhat.astype(np.float64)
+    gg = g * gamma
+    dx = invstd[:, None] * (gg - gg.mean(axis=1, keepdims=True)
+                            - h * (gg * h).mean(axis=1, keepdims=True))
+    return dx.astype(dy.dtype), (g * h).sum(axis=0).astype(dy.dtype), \
+        g.sum(axis=0).astype(dy.dtype)
