@@ -391,14 +391,27 @@ def _mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
+def _mix32(x: np.ndarray) -> np.ndarray:
+    """C. Wellons' lowbias32 on uint32 arrays."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
 def dropout(x: np.ndarray, rate: float, key: int, counter: int) -> np.ndarray:
-    """Element i kept when the top 53 bits of mix64(stream + i * golden) are >= rate * 2^53,
-    stream = mix64(key ^ mix64(counter + c)); kept elements scaled by 1 / (1 - rate)."""
+    """Element i kept when mix32(mix32(i + s0) ^ (s1 + (i >> 32))) >= rate * 2^32, where
+    (s0, s1) are the halves of mix64(key ^ mix64(counter + c)); kept elements scaled by
+    1 / (1 - rate)."""
     stream = _mix64(key ^ _mix64((counter + 0x632BE59BD9B4E019) & _U64))
+    s0, s1 = np.uint32(stream & 0xFFFFFFFF), np.uint32(stream >> 32)
     index = np.arange(x.size, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        h = _mix64(np.uint64(stream) + index * np.uint64(0x9E3779B97F4A7C15))
-    kept = (h >> np.uint64(11)) >= np.uint64(int(rate * 2.0**53))
+        low = index.astype(np.uint32)  # i mod 2^32
+        high = (index >> np.uint64(32)).astype(np.uint32)
+        bits = _mix32(_mix32(low + s0) ^ (s1 + high))
+    kept = bits >= np.uint32(int(rate * 2.0**32))
     scale = x.dtype.type(1.0 / (1.0 - rate))
     return np.where(kept.reshape(x.shape), x * scale, x.dtype.type(0))
 

@@ -75,7 +75,19 @@ def test_recipes_cover_every_data_set():
     for name in ("digits", "fashion-mnist", "mnist", "idx"):
         assert set(RECIPES[name]) == {"hidden", "activation", "optimizer", "lr", "init",
                                       "momentum", "weight_decay", "schedule", "epochs",
-                                      "batch_size"}
+                                      "batch_size", "dropout", "batchnorm"}
+
+
+def test_batchnorm_and_dropout_options(capsys):
+    code, out, _ = run_cli(capsys, "train", "-q", "--epochs", "3", "--hidden", "64,32",
+                           "--batchnorm", "--dropout", "0.2")
+    assert code == 0
+    assert "64-64-32-10 relu, batchnorm, dropout 0.2, cross_entropy" in out
+    assert float(re.search(r"test accuracy (\d\.\d+)", out).group(1)) > 0.8
+    code, _, err = run_cli(capsys, "train", "--batchnorm", "--batch-size", "1")
+    assert code == 2 and "--batchnorm needs training batches of 2 rows or more" in err
+    code, _, err = run_cli(capsys, "train", "--dropout", "1.0")
+    assert code == 2 and "--dropout" in err
 
 
 def test_info_still_works(capsys):

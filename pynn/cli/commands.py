@@ -30,13 +30,15 @@ __all__ = ["RECIPES", "UsageError", "evaluate", "info", "plural", "predict", "tr
 RECIPES: dict[str, dict] = {
     "digits": {"hidden": [512], "activation": "relu", "optimizer": "sgd", "lr": 0.1,
                "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine", "epochs": 40,
-               "batch_size": 32, "init": None},
+               "batch_size": 32, "init": None, "dropout": 0.0, "batchnorm": False},
     "fashion-mnist": {"hidden": [256, 128], "activation": "relu", "optimizer": "adam",
                       "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0, "schedule": "cosine",
-                      "epochs": 20, "batch_size": 128, "init": None},
+                      "epochs": 20, "batch_size": 128, "init": None, "dropout": 0.0,
+                      "batchnorm": False},
     "tabular": {"hidden": [100], "activation": "relu", "optimizer": "adam", "lr": 1e-3,
                 "momentum": 0.9, "weight_decay": 1e-4, "schedule": "constant", "epochs": None,
-                "batch_size": None, "init": "glorot_uniform"},
+                "batch_size": None, "init": "glorot_uniform", "dropout": 0.0,
+                "batchnorm": False},
 }
 RECIPES["mnist"] = RECIPES["fashion-mnist"]
 RECIPES["idx"] = RECIPES["fashion-mnist"]
@@ -87,9 +89,17 @@ def _build_model(args, recipe: dict, data: Prepared):
     import pynn
 
     sizes = [data.X_train.shape[1], *recipe["hidden"], data.n_outputs]
+    act, init = recipe["activation"], recipe["init"] or pynn.init.default_for(
+        recipe["activation"])
     try:
-        layers = [pynn.Dense(a, b, activation=recipe["activation"], init=recipe["init"])
-                  for a, b in zip(sizes[:-2], sizes[1:-1])]
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):  # Dense [BatchNorm, Activation] [Dropout]
+            if recipe["batchnorm"]:
+                layers += [pynn.Dense(a, b, init=init), pynn.BatchNorm(), pynn.Activation(act)]
+            else:
+                layers.append(pynn.Dense(a, b, activation=act, init=init))
+            if recipe["dropout"]:
+                layers.append(pynn.Dropout(recipe["dropout"]))
         layers.append(pynn.Dense(sizes[-2], sizes[-1], init=recipe["init"]))
         model = pynn.Sequential(layers, seed=args.seed, dtype=args.dtype)
     except (MemoryError, ValueError, OverflowError) as exc:
@@ -268,6 +278,11 @@ def train(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is not None:
             recipe[name] = getattr(args, name)
     _resolve_auto(recipe, len(data.X_train))
+    rows, batch = len(data.X_train), recipe["batch_size"]
+    if recipe["batchnorm"] and (batch == 1 or rows % batch == 1):
+        raise UsageError(f"--batchnorm needs training batches of 2 rows or more, but "
+                         f"--batch-size {batch} over {rows} training rows leaves a batch of 1 "
+                         f"row: choose another --batch-size")
     if recipe["optimizer"] == "rmsprop" and args.momentum is None:
         recipe["momentum"] = 0.0  # the recipes' momentum is SGD's; RMSprop's default is none
     epochs = recipe["epochs"]
@@ -297,7 +312,10 @@ def train(args: argparse.Namespace) -> int:
     print(f"data      {args.data}: {len(data.X_train)} training"
           + "".join(f", {h}" for h in held)
           + f" samples, {data.X_train.shape[1]} features, {what}")
-    print(f"model     {'-'.join(map(str, sizes))} {recipe['activation']}, {loss}, {args.dtype}, "
+    extras = ("batchnorm, " if recipe["batchnorm"] else "") + (
+        f"dropout {recipe['dropout']:g}, " if recipe["dropout"] else "")
+    print(f"model     {'-'.join(map(str, sizes))} {recipe['activation']}, {extras}{loss}, "
+          f"{args.dtype}, "
           f"seed {args.seed}")
     batch = f"batch {recipe['batch_size']}"
     if comm is not None:

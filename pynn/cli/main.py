@@ -156,6 +156,11 @@ def build_parser(prog: str = "pynn") -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS,
                        help="hidden-layer activation")
+    train.add_argument("--dropout", type=_float_in(0, 1, low_open=False, high_open=True),
+                       metavar="RATE", help="a Dropout layer of this rate after every hidden "
+                       "layer (default 0: none)")
+    train.add_argument("--batchnorm", action="store_const", const=True, default=None,
+                       help="BatchNorm between every hidden layer's Dense and its activation")
     train.add_argument("--loss", choices=LOSSES, help="default: cross_entropy for "
                        "classification (binary_cross_entropy, hinge, kl_divergence train on "
                        "one-hot targets), mse for regression (or mae, huber with delta 1 in "
