@@ -26,6 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import pynn
+from bench import machine
 from pynn import ops
 
 LAYERS = [(784, 256), (256, 128), (128, 10)]
@@ -139,7 +140,7 @@ def run(threads_list, dtypes, quick: bool) -> dict:
         with threadpool_limits(nt):
             for dtype in dtypes:
                 dname = np.dtype(dtype).name
-                peak = max(pynn._core._fma_peak(dtype, nt, 20_000_000) for _ in range(3))
+                peak = machine.measure_fma_peak(nt, dname)["gflops"] * 1e9
                 print(f"\n## threads={nt} {dname}: FMA peak measured {peak / 1e9:.1f} GFLOP/s")
                 print(hdr)
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 import pynn
-from pynn import _core, ops
+from bench import machine
+from pynn import ops
 from pynn import reference as ref
 
 try:
@@ -61,11 +62,9 @@ def compare(fa, fb, min_sample: float = 0.004, samples: int = 9):
 
 
 def triad_bandwidth(threads: int, n: int = 20_000_000) -> float:
-    """GB/s of a = b + s*c over three 160 MB float64 arrays (24 bytes per element)."""
-    a, b, c = np.zeros(n), np.ones(n), np.full(n, 2.0)
-    _core._stream_triad(a, b, c, 3.0, threads)
-    best = min(_timed(lambda: _core._stream_triad(a, b, c, 3.0, threads), 3) for _ in range(5))
-    return 24 * n / best / 1e9
+    """GB/s of a = b + s*c over three 160 MB float64 arrays (24 bytes per element), from
+    bench/probe.c."""
+    return machine.measure_triad(threads, n)["gbs"]
 
 
 def _residual(got, want) -> float:

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -287,32 +286,11 @@ def _calibrated_best(run, seconds: float, repeats: int) -> tuple[int, float]:
     return iters, min(run(iters, None) for _ in range(repeats))
 
 
-def _pynn_fma_peak(threads: int, dtype: str, seconds: float, repeats: int) -> dict | None:
-    """pynn's own FMA-throughput loop (the GEMM's micro-kernel ISA path), when this pynn has it."""
-    try:
-        import pynn
-        probe = pynn._core._fma_peak
-    except (ImportError, AttributeError):
-        return None
-    def timed(iters: int, t: int | None) -> float:
-        t0 = time.perf_counter()
-        probe(dtype, t or threads, iters)
-        return time.perf_counter() - t0
-
-    iters, _ = _calibrated_best(timed, seconds, 1)
-    best = max(probe(dtype, threads, iters) for _ in range(repeats))
-    return {"gflops": round(best / 1e9, 2), "isa": pynn.get_isa(),
-            "source": "pynn._core._fma_peak"}
-
-
 def measure_fma_peak(threads: int, dtype: str = "float32", seconds: float = 0.1,
                      repeats: int = 9) -> dict:
-    """Best-of-`repeats` FMA throughput in GFLOP/s at `threads` threads: pynn's own probe when it
-    has one, else bench/probe.c on the widest ISA path the CPU runs (every path recorded).
-    Short runs, many of them: on a shared machine the best one is the machine's limit."""
-    from_pynn = _pynn_fma_peak(threads, dtype, seconds, repeats)
-    if from_pynn is not None:
-        return from_pynn
+    """Best-of-`repeats` FMA throughput in GFLOP/s at `threads` threads, from bench/probe.c on
+    every ISA path the CPU runs (the best one is the figure; every path recorded). Short runs,
+    many of them: on a shared machine the best one is the machine's limit."""
     lib = _probe_library()
     dt = {"float32": 0, "float64": 1}[dtype]
     names = ("generic", "avx2", "avx512")
@@ -332,28 +310,13 @@ def measure_fma_peak(threads: int, dtype: str = "float32", seconds: float = 0.1,
 
 def measure_triad(threads: int, n: int = 1 << 23, reps: int = 5) -> dict:
     """STREAM triad a = b + 3c on three 64 MiB float64 arrays (beyond the L3): best GB/s, from
-    pynn's own triad kernel (the one bench_ops.py compares with) when it has one."""
+    bench/probe.c (the probes live outside the pynn library)."""
     import numpy as np
 
     a, b, c = np.zeros(n), np.ones(n), np.full(n, 2.0)
-    try:
-        import pynn
-        triad = pynn._core._stream_triad
-    except (ImportError, AttributeError):
-        triad = None
-    if triad is not None:
-        triad(a, b, c, 3.0, threads)  # first touch
-        best = 1e30
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            triad(a, b, c, 3.0, threads)
-            best = min(best, time.perf_counter() - t0)
-        source = "pynn._core._stream_triad"
-    else:
-        lib = _probe_library()
-        best = lib.probe_triad_seconds(a.ctypes.data, b.ctypes.data, c.ctypes.data, n, reps,
-                                       threads)
-        source = "bench/probe.c"
+    lib = _probe_library()
+    best = lib.probe_triad_seconds(a.ctypes.data, b.ctypes.data, c.ctypes.data, n, reps, threads)
+    source = "bench/probe.c"
     return {"gbs": round(3 * 8 * n / best / 1e9, 2), "source": source}
 
 

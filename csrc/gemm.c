@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include <pthread.h>
-#include <time.h>
 
 #include "gemm_kernel.h"
 
@@ -93,25 +92,3 @@ static inline pn_size k_slices(pn_size k, pn_size kc_max) { return (k + kc_max -
 #undef T
 #undef SUF
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double pn_gemm_fma_peak(int f64, pn_size iters, int threads) {
-    const pn_gemm_cfg_f32 *c32 = active_cfg_f32();
-    const pn_gemm_cfg_f64 *c64 = active_cfg_f64();
-    int lanes = f64 ? c64->lanes : c32->lanes;
-    volatile double sink = 0;
-    double t0 = now_seconds();
-    PN_OMP(parallel num_threads(threads) if (threads > 1))
-    {
-        double v = f64 ? c64->fma_probe(iters) : (double)c32->fma_probe(iters);
-        PN_OMP(atomic)
-        sink += v;
-    }
-    double t = now_seconds() - t0;
-    (void)sink;
-    return 2.0 * 12.0 * (double)lanes * (double)iters * (double)threads / t;
-}

@@ -63,7 +63,6 @@ typedef struct {
     void (*pack_a)(float *ap, const float *a, pn_size lda, int trans, pn_size mc, pn_size kc);
     /* pack kc x nc of op(B) (b at op(B)(0,0)) */
     void (*pack_b)(float *bp, const float *b, pn_size ldb, int trans, pn_size kc, pn_size nc);
-    float (*fma_probe)(pn_size iters); /* iters x 12 independent FMAs of `lanes` elements */
 } pn_gemm_cfg_f32;
 
 typedef struct {
@@ -78,7 +77,6 @@ typedef struct {
     void (*pack_a)(double *ap, const double *a, pn_size lda, int trans, pn_size mc, pn_size kc);
     /* pack kc x nc of op(B) (b at op(B)(0,0)) */
     void (*pack_b)(double *bp, const double *b, pn_size ldb, int trans, pn_size kc, pn_size nc);
-    double (*fma_probe)(pn_size iters); /* iters x 12 independent FMAs of `lanes` elements */
 } pn_gemm_cfg_f64;
 
 extern const pn_gemm_cfg_f32 pn_gemm_cfg_f32_generic;

@@ -77,15 +77,6 @@
             }                                                                                 \
         }                                                                                     \
     }                                                                                         \
-    static T probe_##SUF(pn_size iters) {                                                     \
-        T s[12], x = (T)0.999999, y = (T)1e-7;                                                \
-        for (int q = 0; q < 12; q++) s[q] = (T)q;                                             \
-        for (pn_size it = 0; it < iters; it++)                                                \
-            for (int q = 0; q < 12; q++) s[q] = s[q] * x + y;                                 \
-        T t = 0;                                                                              \
-        for (int q = 0; q < 12; q++) t += s[q];                                               \
-        return t;                                                                             \
-    }                                                                                         \
     static void pack_a_##SUF(T *PN_RESTRICT ap, const T *PN_RESTRICT a, pn_size lda, int trans, \
                              pn_size mc, pn_size kc) {                                        \
         for (pn_size ir = 0; ir < mc; ir += GEN_MR) {                                         \
@@ -109,8 +100,8 @@
         }                                                                                     \
     }                                                                                         \
     const pn_gemm_cfg_##SUF pn_gemm_cfg_##SUF##_generic = {                                   \
-        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, ukr_sa_##SUF, NULL, rowk_##SUF, pack_a_##SUF, pack_b_##SUF,     \
-        probe_##SUF};
+        GEN_MR, NR, 128, 256, 2048, 1, ukr_##SUF, ukr_sa_##SUF, NULL, rowk_##SUF, pack_a_##SUF,   \
+        pack_b_##SUF};
 
 DEFINE_GENERIC(float, f32, GEN_NR_F32)
 DEFINE_GENERIC(double, f64, GEN_NR_F64)

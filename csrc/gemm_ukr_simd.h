@@ -300,29 +300,8 @@ static void KFN(pack_b)(T *PN_RESTRICT bp, const T *PN_RESTRICT b, pn_size ldb, 
     }
 }
 
-/* The FMA-throughput probe for benchmarks: iters x 12 independent vector FMAs (enough chains
- * to cover the FMA latency on two pipes); returns a value so nothing is optimised away. */
-static T KFN(fma_probe)(pn_size iters) {
-    VT x = V_SET1((T)0.999999), y = V_SET1((T)1e-7);
-    VT s0 = V_ZERO(), s1 = V_SET1(1), s2 = V_SET1(2), s3 = V_SET1(3), s4 = V_SET1(4),
-       s5 = V_SET1(5), s6 = V_SET1(6), s7 = V_SET1(7), s8 = V_SET1(8), s9 = V_SET1(9),
-       s10 = V_SET1(10), s11 = V_SET1(11);
-    for (pn_size it = 0; it < iters; it++) {
-        __asm__ volatile("" : "+x"(x)); /* keep the loop from being folded */
-        s0 = V_FMA(s0, x, y); s1 = V_FMA(s1, x, y); s2 = V_FMA(s2, x, y);
-        s3 = V_FMA(s3, x, y); s4 = V_FMA(s4, x, y); s5 = V_FMA(s5, x, y);
-        s6 = V_FMA(s6, x, y); s7 = V_FMA(s7, x, y); s8 = V_FMA(s8, x, y);
-        s9 = V_FMA(s9, x, y); s10 = V_FMA(s10, x, y); s11 = V_FMA(s11, x, y);
-    }
-    VT t = V_ADD(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)), V_ADD(V_ADD(s4, s5), V_ADD(s6, s7)));
-    t = V_ADD(t, V_ADD(V_ADD(s8, s9), V_ADD(s10, s11)));
-    T out[VL] __attribute__((aligned(64)));
-    V_STORE(out, t);
-    return out[0];
-}
-
 const PN_CAT(pn_gemm_cfg_, SUF) PN_CAT(PN_CAT(pn_gemm_cfg_, SUF), PN_CAT(_, ISA)) = {
-    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(ukr_sa), KFN(ukr_r2), KFN(rowk), KFN(pack_a), KFN(pack_b), KFN(fma_probe)};
+    MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(ukr_sa), KFN(ukr_r2), KFN(rowk), KFN(pack_a), KFN(pack_b)};
 
 #undef NR
 #undef KFN

@@ -202,10 +202,6 @@ void pn_layernorm_backward_f64(double *dx, double *dgamma, double *dbeta, const 
                                const double *xhat, const double *gamma, const double *invstd,
                                double *scratch, pn_size R, pn_size C);
 
-/* triad.c: a = b + s*c on `threads` threads (a STREAM triad: the benchmarks' bandwidth yardstick) */
-void pn_stream_triad_f64(double *a, const double *b, const double *c, double s, pn_size n,
-                         int threads);
-
 /* ---- batch.c: mini-batch data movement ------------------------------------------------------- */
 /* dst row r = src row idx[r] (rows of row_bytes bytes; every idx[r] a valid row, checked by the
  * caller); the next rows' cache lines are requested while one is copied. */
@@ -252,10 +248,6 @@ int pn_linear_backward_f64(double *dx, double *dw, double *db, const double *x, 
 /* Frees the calling thread's packing buffers (they are reused across calls and grown when
  * needed; each thread's are also freed when it exits). */
 void pn_gemm_release_buffers(void);
-
-/* The FMA throughput of the active ISA path (flop/s, all `threads` together), measured with
- * iters x 12 independent vector FMAs per thread: the peak the benchmarks quote. */
-double pn_gemm_fma_peak(int f64, pn_size iters, int threads);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,6 @@ cdef extern from "pynn.h" nogil:
                                const double *w, const double *y, const double *dy, pn_size n,
                                pn_size i, pn_size o, int act, double alpha, int accumulate)
     void pn_gemm_release_buffers()
-    double pn_gemm_fma_peak(int f64, pn_size iters, int threads)
 
 from libc.math cimport isfinite
 
@@ -318,14 +317,3 @@ def linear_backward(x, w, y, dy, *, activation="identity", alpha=0.01, need_dx=T
 def _gemm_release_buffers():
     """Free the calling thread's GEMM packing buffers (they are otherwise reused)."""
     pn_gemm_release_buffers()
-
-
-def _fma_peak(dtype, threads=1, iters=20_000_000):
-    """FMA throughput (flop/s) of the active ISA path at `threads` threads (for benchmarks)."""
-    cdef int f64 = np.dtype(dtype) == _FLOAT64
-    cdef int nt = int(threads)
-    cdef pn_size it = int(iters)
-    cdef double r
-    with nogil:
-        r = pn_gemm_fma_peak(f64, it, nt)
-    return r

@@ -202,25 +202,3 @@ def adagrad_step(params, grads, state_sum, step, lr=1e-2, lr_decay=0.0, eps=1e-1
         with nogil:
             pn_adagrad_step_f64(<double *>pp, <double *>sp, <const double *>gp, P, t, lr_,
                                 decay, eps_, wd)
-
-
-cdef extern from "pynn.h" nogil:
-    void pn_stream_triad_f64(double *a, const double *b, const double *c, double s, pn_size n,
-                             int threads)
-
-
-def _stream_triad(a, b, c, double scalar, int threads):
-    """a[:] = b + scalar * c (float64, C-contiguous, same size) on `threads` threads: the
-    memory-bandwidth probe of bench/bench_ops.py (STREAM's triad, 24 bytes per element)."""
-    for name, arr in (("a", a), ("b", b), ("c", c)):
-        if not isinstance(arr, cnp.ndarray) or arr.dtype != _FLOAT64 or \
-                not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.size != a.size:
-            raise ValueError(f"{name} must be a C-contiguous float64 array of a's size")
-    if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a):
-        raise ValueError("a must be writeable")
-    cdef pn_size n = a.size
-    cdef double *ap = <double *>cnp.PyArray_DATA(<cnp.ndarray>a)
-    cdef const double *bp = <const double *>cnp.PyArray_DATA(<cnp.ndarray>b)
-    cdef const double *cp = <const double *>cnp.PyArray_DATA(<cnp.ndarray>c)
-    with nogil:
-        pn_stream_triad_f64(ap, bp, cp, scalar, n, max(threads, 1))
