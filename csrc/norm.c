@@ -33,13 +33,13 @@
     PN_DECLARE_ISA(void, pn_ln_backward_rows_##SUF,                                           \
                    (T * dx, const T *dy, const T *xhat, const T *gamma, const double *invstd, \
                     pn_size C, pn_size lo, pn_size hi));                                      \
-    PN_DECLARE_ISA(void, pn_ln_param_grads_##SUF,                                             \
+    PN_DECLARE_ISA(void, pn_norm_param_grads_##SUF,                                           \
                    (T * dgamma, T *dbeta, const T *dy, const T *xhat, pn_size R, pn_size C,   \
                     double *sg, double *sb, pn_size lo, pn_size hi));
 DECLARE_NORM_KERNELS(float, f32)
 DECLARE_NORM_KERNELS(double, f64)
 
-/* ---- dropout ---------------------------------------------------------------------------------- */
+/* ---- dropout ------------------------------------------------------------------------------- */
 
 static inline uint64_t dropout_stream(uint64_t key, uint64_t counter) {
     return pn_mix64(key ^ pn_mix64(counter + 0x632be59bd9b4e019ULL));
@@ -74,7 +74,7 @@ pn_size pn_dropout_kept(pn_size n, double rate, uint64_t key, uint64_t counter) 
     return count;
 }
 
-/* ---- BatchNorm and LayerNorm ------------------------------------------------------------------ */
+/* ---- BatchNorm and LayerNorm --------------------------------------------------------------- */
 
 #define DEFINE_NORMS(T, SUF)                                                                  \
     void pn_batchnorm_forward_##SUF(T *y, T *xhat, double *mean, double *var, double *invstd, \
@@ -116,7 +116,7 @@ pn_size pn_dropout_kept(pn_size n, double rate, uint64_t key, uint64_t counter) 
                                      pn_size R, pn_size C) {                                  \
         int nt = pn_threads_here((double)R * C * 4, PN_GRAIN);                                \
         PN_PARALLEL_SLICES(nt, C, COL_ALIGN,                                                  \
-            PN_DISPATCH(pn_ln_param_grads_##SUF)(dgamma, dbeta, dy, xhat, R, C, scratch,      \
+            PN_DISPATCH(pn_norm_param_grads_##SUF)(dgamma, dbeta, dy, xhat, R, C, scratch,    \
                                                  scratch + C, lo, hi));                       \
         if (!dx) return;                                                                      \
         PN_PARALLEL_SLICES(nt, R, 1,                                                          \

@@ -18,7 +18,25 @@
         for (pn_size i = lo; i < hi; i++)                                                     \
             y[i] = pn_element_bits(s0, s1, (uint64_t)i) >= threshold ? x[i] * scale : (T)0;   \
     }                                                                                         \
-    /* Columns [lo, hi): mean, biased variance, xhat = (x - mean) * invstd, y = gamma xhat +   \
+    /* dgamma = sum over rows of dy xhat, dbeta = sum dy, columns [lo, hi) (both norms) */   \
+    void PN_ISA_FN(pn_norm_param_grads_##SUF)(T *PN_RESTRICT dgamma, T *PN_RESTRICT dbeta,    \
+            const T *PN_RESTRICT dy, const T *PN_RESTRICT xhat, pn_size R, pn_size C,         \
+            double *PN_RESTRICT sg, double *PN_RESTRICT sb, pn_size lo, pn_size hi) {         \
+        for (pn_size j = lo; j < hi; j++) sg[j] = sb[j] = 0;                                  \
+        for (pn_size r = 0; r < R; r++) {                                                     \
+            const T *gr = dy + r * C, *hr = xhat + r * C;                                     \
+            PN_SIMD                                                                           \
+            for (pn_size j = lo; j < hi; j++) {                                               \
+                sb[j] += (double)gr[j];                                                       \
+                sg[j] += (double)gr[j] * (double)hr[j];                                       \
+            }                                                                                 \
+        }                                                                                     \
+        for (pn_size j = lo; j < hi; j++) {                                                   \
+            dgamma[j] = (T)sg[j];                                                             \
+            dbeta[j] = (T)sb[j];                                                              \
+        }                                                                                     \
+    }                                                                                         \
+    /* Columns [lo, hi): mean, biased variance, xhat = (x - mean) * invstd, y = gamma xhat +  \
      * beta. mean and var (C) are returned for the running statistics. */                     \
     void PN_ISA_FN(pn_bn_forward_cols_##SUF)(T *PN_RESTRICT y, T *PN_RESTRICT xhat,           \
             double *PN_RESTRICT mean, double *PN_RESTRICT var, double *PN_RESTRICT invstd,    \
@@ -60,18 +78,8 @@
             const T *PN_RESTRICT gamma, const double *PN_RESTRICT invstd, pn_size R,          \
             pn_size C, double *PN_RESTRICT sg, double *PN_RESTRICT sb, pn_size lo,            \
             pn_size hi) {                                                                     \
-        for (pn_size j = lo; j < hi; j++) sg[j] = sb[j] = 0;                                  \
-        for (pn_size r = 0; r < R; r++) {                                                     \
-            const T *gr = dy + r * C, *hr = xhat + r * C;                                     \
-            PN_SIMD                                                                           \
-            for (pn_size j = lo; j < hi; j++) {                                               \
-                sb[j] += (double)gr[j];                                                       \
-                sg[j] += (double)gr[j] * (double)hr[j];                                       \
-            }                                                                                 \
-        }                                                                                     \
+        PN_ISA_FN(pn_norm_param_grads_##SUF)(dgamma, dbeta, dy, xhat, R, C, sg, sb, lo, hi);  \
         for (pn_size j = lo; j < hi; j++) {                                                   \
-            dgamma[j] = (T)sg[j];                                                             \
-            dbeta[j] = (T)sb[j];                                                              \
             sg[j] /= (double)R;                                                               \
             sb[j] /= (double)R;                                                               \
         }                                                                                     \
@@ -125,24 +133,6 @@
             for (pn_size j = 0; j < C; j++)                                                   \
                 dr[j] = (T)(invstd[r] * ((double)gr[j] * (double)gamma[j] - sg -              \
                                          (double)hr[j] * sgh));                               \
-        }                                                                                     \
-    }                                                                                         \
-    /* dgamma = sum over rows of dy xhat, dbeta = sum dy: columns [lo, hi). */                \
-    void PN_ISA_FN(pn_ln_param_grads_##SUF)(T *PN_RESTRICT dgamma, T *PN_RESTRICT dbeta,      \
-            const T *PN_RESTRICT dy, const T *PN_RESTRICT xhat, pn_size R, pn_size C,         \
-            double *PN_RESTRICT sg, double *PN_RESTRICT sb, pn_size lo, pn_size hi) {         \
-        for (pn_size j = lo; j < hi; j++) sg[j] = sb[j] = 0;                                  \
-        for (pn_size r = 0; r < R; r++) {                                                     \
-            const T *gr = dy + r * C, *hr = xhat + r * C;                                     \
-            PN_SIMD                                                                           \
-            for (pn_size j = lo; j < hi; j++) {                                               \
-                sb[j] += (double)gr[j];                                                       \
-                sg[j] += (double)gr[j] * (double)hr[j];                                       \
-            }                                                                                 \
-        }                                                                                     \
-        for (pn_size j = lo; j < hi; j++) {                                                   \
-            dgamma[j] = (T)sg[j];                                                             \
-            dbeta[j] = (T)sb[j];                                                              \
         }                                                                                     \
     }
 
