@@ -1,4 +1,4 @@
-"""Training speed: pynn against the textbook NumPy MLP, PyTorch and scikit-learn (issue 6).
+"""Training speed: pynn against the textbook NumPy MLP, PyTorch, JAX and scikit-learn (issue 6).
 
 The reference workload (shared/BENCHMARKS.md): Fashion-MNIST, 784-256-128-10 relu, softmax
 cross-entropy, SGD lr 0.05 momentum 0.9, batch 128, He-normal init, shuffled every epoch, float32;

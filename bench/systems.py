@@ -1,7 +1,8 @@
 """The systems the benchmarks compare, each run in its own worker process.
 
-A system is pynn (float32), the textbook NumPy MLP (bench/numpy_mlp.py), PyTorch CPU eager, or
-scikit-learn's MLPClassifier (float32); onnxruntime (running pynn's model exported to ONNX)
+A system is pynn (float32), the textbook NumPy MLP (bench/numpy_mlp.py), PyTorch CPU eager, JAX
+(the whole step jitted: grad and momentum update), or scikit-learn's MLPClassifier (float32);
+onnxruntime (running pynn's model exported to ONNX)
 only infers. All train the same network from the same He-normal
 weights with the same recipe (softmax cross-entropy, SGD with classical momentum, shuffled
 mini-batches).
@@ -18,6 +19,7 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +29,9 @@ import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-SYSTEMS = ("pynn", "numpy", "torch", "sklearn")
+SYSTEMS = ("pynn", "numpy", "torch", "jax", "sklearn")
+#: JAX's CPU backend on one thread (its own thread pools, not OpenMP's; issue 17's setting).
+JAX_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 FASHION_DIR_DEFAULT = "/usr/share/datasets/fashion-mnist"
 FASHION_HOWTO = ("Fashion-MNIST is missing. Install it with\n"
                  "    sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist\n"
@@ -193,6 +197,61 @@ class TorchSystem:
         return float(np.mean(self.logits(x).argmax(axis=1) == y))
 
 
+class JaxSystem:
+    """`jax.jit` of the whole step (value_and_grad of relu-MLP softmax cross-entropy, classical
+    momentum update), batches gathered in NumPy as for the others."""
+
+    name = "jax"
+
+    def __init__(self, cfg: dict, params: list[np.ndarray]):
+        import jax
+        import jax.numpy as jnp
+
+        lr, mu = cfg["lr"], cfg["momentum"]
+        n_affine = len(params) // 2
+
+        def forward(p, x):
+            h = x
+            for i in range(n_affine):
+                h = h @ p[2 * i] + p[2 * i + 1]
+                if i < n_affine - 1:
+                    h = jax.nn.relu(h)
+            return h
+
+        def loss(p, x, y):
+            logp = jax.nn.log_softmax(forward(p, x))
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+        @jax.jit
+        def step(p, v, x, y):
+            value, grads = jax.value_and_grad(loss)(p, x, y)
+            v = [mu * vi - lr * gi for vi, gi in zip(v, grads)]
+            return [pi + vi for pi, vi in zip(p, v)], v, value
+
+        self.jax, self.step, self.forward = jax, step, jax.jit(forward)
+        self.params = [jnp.asarray(p) for p in params]
+        self.velocity = [jnp.zeros_like(p) for p in self.params]
+        self.rng = np.random.default_rng(cfg["seed"])
+        self.batch_size = cfg["batch_size"]
+
+    def epoch(self, x, y):
+        order = self.rng.permutation(len(x))
+        losses = []
+        for start in range(0, len(x), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            self.params, self.velocity, value = self.step(self.params, self.velocity, x[idx],
+                                                          y[idx])
+            losses.append(value)
+        self.jax.block_until_ready(self.params)
+        return float(np.mean([float(v) for v in losses]))
+
+    def logits(self, x):
+        return np.asarray(self.forward(self.params, x))
+
+    def accuracy(self, x, y):
+        return float(np.mean(self.logits(x).argmax(axis=1) == y))
+
+
 class SklearnSystem:
     name = "sklearn"
 
@@ -350,7 +409,7 @@ class OnnxruntimeSystem:
 
 
 SYSTEM_CLASSES = {"pynn": PynnSystem, "numpy": NumpySystem, "torch": TorchSystem,
-                  "sklearn": SklearnSystem, "onnxruntime": OnnxruntimeSystem}
+                  "jax": JaxSystem, "sklearn": SklearnSystem, "onnxruntime": OnnxruntimeSystem}
 
 
 def unavailable_reason(system: str) -> str | None:
@@ -358,14 +417,15 @@ def unavailable_reason(system: str) -> str | None:
     import importlib.util
 
     needs = {"torch": ["torch"], "sklearn": ["sklearn"], "numpy": ["threadpoolctl"],
-             "onnxruntime": ["onnxruntime", "onnx"]}.get(system, [])
+             "onnxruntime": ["onnxruntime", "onnx"], "jax": ["jax"]}.get(system, [])
     for module in needs:
         if importlib.util.find_spec(module) is None:
             hint = {"torch": "pip install torch==2.13.0",
                     "sklearn": "pip install scikit-learn",
                     "threadpoolctl": "pip install threadpoolctl",
                     "onnxruntime": "pip install onnxruntime",
-                    "onnx": "pip install onnx"}[module]
+                    "onnx": "pip install onnx",
+                    "jax": "pip install jax"}[module]
             return f"{module} is not installed ({hint})"
     return None
 
@@ -566,10 +626,16 @@ class Worker:
         env = clean_env()
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(threads)
+        if threads == 1:
+            env["XLA_FLAGS"] = JAX_ONE_THREAD
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR),
                                                           env.get("PYTHONPATH")]))
         self.threads = threads
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.systems"], cwd=str(REPO_DIR),
+        # one thread: pinned to one core, every system alike (a thread that migrates between
+        # cores, or shares one with another process's, measures the scheduler)
+        pin = ["taskset", "-c", "0"] if threads == 1 and shutil.which("taskset") else []
+        self.proc = subprocess.Popen(pin + [sys.executable, "-m", "bench.systems"],
+                                     cwd=str(REPO_DIR),
                                      env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
 

@@ -233,3 +233,25 @@ def test_onnx_inference_bench_runs_tiny(tmp_path):
         run["systems"]["pynn"]["batch1_latency_us"]
     assert f"| 1 | {run['systems']['pynn']['batch1_latency_us']:.1f} |" in proc.stdout
     assert f"{ratio:.2f}x" in proc.stdout
+
+
+def test_jax_peer_trains_like_the_numpy_reference():
+    """The JAX system (issue 17's peer) runs the same recipe: from the same weights and the same
+    shuffled batches, its epoch loss and its weights after the epoch equal the textbook NumPy
+    MLP's to float32 rounding."""
+    if not IN_CI:
+        pytest.importorskip("jax")
+    pytest.importorskip("threadpoolctl")
+    from bench.systems import JaxSystem, NumpySystem
+
+    rng = np.random.default_rng(0)
+    x = rng.random((70, 12), dtype=np.float32)
+    y = rng.integers(0, 3, 70)
+    params = numpy_mlp.he_normal([12, 8, 6, 3], seed=1)
+    cfg = {"lr": 0.05, "momentum": 0.9, "seed": 4, "batch_size": 16, "threads": 1}
+    ours = NumpySystem(cfg, params)
+    theirs = JaxSystem(cfg, params)
+    for _ in range(2):
+        np.testing.assert_allclose(theirs.epoch(x, y), ours.epoch(x, y), rtol=1e-5)
+    np.testing.assert_allclose(theirs.logits(x), ours.logits(x), rtol=1e-4, atol=1e-5)
+    assert theirs.accuracy(x, y) == ours.accuracy(x, y)
