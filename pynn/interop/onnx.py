@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import write_atomically
 from .._version import __version__
-from ..io.atomic import write_atomically
 from ..model import Sequential
 from ..nn.layers import Activation, BatchNorm, Dense, LayerNorm
 from ._require import require

@@ -30,9 +30,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .._atomic import write_atomically
 from ..model import Sequential
 from . import safetensors
-from .atomic import write_atomically
 from .header import (
     FORMAT,
     FORMAT_VERSION,
