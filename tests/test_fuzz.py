@@ -151,11 +151,14 @@ def test_bias_grad(data, dtype, shape, layout):
 
 # ---- GEMM --------------------------------------------------------------------------------------
 def _gemm_bound(a, b, dtype):
-    """Rounding bound of a dot product: (k + 2) eps sum |a_ip b_pj| (plus subnormal slack)."""
+    """Rounding bound of a dot product: (k + 2) eps sum |a_ip b_pj|, plus the underflow of each
+    product and partial sum in `dtype` (a product of two float32 subnormals is 0 in float32,
+    while the float64 oracle keeps it)."""
     with np.errstate(**ERRSTATE):
         mag = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
     k = a.shape[1]
-    return (k + 2) * EPS[dtype] * np.where(np.isfinite(mag), mag, 0) + 1e-300
+    underflow = (k + 2) * float(np.finfo(dtype).smallest_subnormal)
+    return (k + 2) * EPS[dtype] * np.where(np.isfinite(mag), mag, 0) + underflow + 1e-300
 
 
 @FUZZ
