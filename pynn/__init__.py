@@ -3,7 +3,8 @@
 C/OpenMP kernels behind Cython; a thin Python layer builds and trains models. The package is
 layered, each part importing only from those below it:
 
-    cli, sklearn, io          the ways in and out
+    cli, sklearn, interop, io the ways in and out (interop: ONNX, PyTorch, scikit-learn's MLPs;
+                              io: model files, .npz and safetensors)
     model                     Sequential, callbacks, History, gradcheck
     engine                    the one training loop
     nn                        layers, losses, optimizers, schedules, initialisers
