@@ -142,6 +142,35 @@ def test_regression_csv_reports_r2_and_rmse_in_target_units(capsys, tmp_path):
     assert abs(predictions.mean() - target.mean()) < 20  # in the original units, not scaled
 
 
+def test_regression_losses_and_poisson_counts(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3))
+    counts = rng.poisson(np.exp(0.8 * X[:, 0] + 1.0))
+    path = tmp_path / "counts.csv"
+    with open(path, "w") as f:
+        f.write("a,b,c,count\n")
+        for row, c in zip(X, counts):
+            f.write(",".join(f"{v:.5f}" for v in row) + f",{c:.1f}\n")
+    for loss in ("mae", "huber", "poisson"):
+        code, out, err = run_cli(capsys, "train", "--data", path, "-q", "--loss", loss,
+                                 "--save", tmp_path / f"{loss}.npz")
+        assert code == 0, err
+        assert f", {loss}, float32" in out
+        assert scores(out)["R2"] > 0.5, (loss, out)
+    # poisson keeps the counts in their own units and predicts rates >= 0
+    code, out, err = run_cli(capsys, "predict", "--model", tmp_path / "poisson.npz", "--data",
+                             path)
+    assert code == 0, err
+    rates = np.array(out.splitlines()[1:], dtype=float)
+    assert (rates > 0).all() and abs(rates.mean() - counts.mean()) < 0.5
+    negative = tmp_path / "negative.csv"
+    negative.write_text("a,y\n1,2.5\n2,-1.5\n3,0.5\n4,1.5\n5,2.0\n")
+    code, _, err = run_cli(capsys, "train", "--data", negative, "--loss", "poisson")
+    assert code == 2 and "--loss poisson needs counts or rates >= 0" in err
+    code, _, err = run_cli(capsys, "train", "--data", path, "--loss", "hinge")
+    assert code == 2 and "is a regression target; use one of mse, mae, huber, poisson" in err
+
+
 def test_task_override_and_integer_targets_are_classes(capsys, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 3))

@@ -461,7 +461,10 @@ def predict(args: argparse.Namespace) -> int:
         header = [str(c) for c in prep.classes]
         rows = ([f"{p:.6g}" for p in row] for row in table)
     else:
-        predictions = prep.decode(np.asarray(model(X)).reshape(len(X), -1))
+        outputs = np.asarray(model(X))
+        if prep.task == "regression" and model.loss is not None:
+            outputs = model.loss.output_values(outputs)  # poisson: the rate exp(output)
+        predictions = prep.decode(outputs.reshape(len(X), -1))
         header = ["prediction"]
         rows = ([_cell(p)] for p in predictions)
     text = io.StringIO()
