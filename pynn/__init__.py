@@ -3,8 +3,9 @@
 C/OpenMP kernels behind Cython; a thin Python layer builds and trains models. The package is
 layered, each part importing only from those below it:
 
-    cli, sklearn, interop, io the ways in and out (interop: ONNX, PyTorch, scikit-learn's MLPs;
-                              io: model files, .npz and safetensors)
+    cli, sklearn              the ways in: the command line, scikit-learn's estimators
+    io, interop               and out: model files (.npz, safetensors); ONNX, PyTorch and
+                              scikit-learn's own MLPs
     model                     Sequential, callbacks, History, gradcheck
     engine                    the one training loop
     nn                        layers, losses, optimizers, schedules, initialisers
