@@ -239,6 +239,10 @@ def test_jax_peer_trains_like_the_numpy_reference():
     """The JAX system (issue 17's peer) runs the same recipe: from the same weights and the same
     shuffled batches, its epoch loss and its weights after the epoch equal the textbook NumPy
     MLP's to float32 rounding."""
+    if os.environ.get("PYNN_SANITIZED"):
+        # the sanitizer stage checks pynn's C code; JAX is a benchmark peer, installed by the
+        # plain stage only (.ci/run), where this test runs
+        pytest.skip("JAX is not part of the sanitizer stage")
     if not IN_CI:
         pytest.importorskip("jax")
     pytest.importorskip("threadpoolctl")
