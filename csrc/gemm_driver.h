@@ -14,17 +14,8 @@ typedef struct {
     int trans;  /* 1: op(X) = stored^T */
 } FN(operand);
 
-static const CFG *FN(active_cfg)(void) {
-    switch (pn_active_isa) {
-#ifdef PN_HAVE_AVX512
-    case PN_ISA_AVX512: return &PN_CAT(CFG, _avx512);
-#endif
-#ifdef PN_HAVE_AVX2
-    case PN_ISA_AVX2: return &PN_CAT(CFG, _avx2);
-#endif
-    default: return &PN_CAT(CFG, _generic);
-    }
-}
+/* The active ISA's micro-kernel table (isa.h's one dispatch rule). */
+static const CFG *FN(active_cfg)(void) { return PN_DISPATCH_PTR(CFG); }
 
 /* ---- the naive oracle ------------------------------------------------------------------------- */
 

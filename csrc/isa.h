@@ -21,19 +21,24 @@
 #define PN_RESTRICT restrict
 #endif
 
-/* Pick the implementation for the active ISA; falls back to generic for paths not built. */
+/* THE dispatch rule (every per-ISA choice goes through it): pick the active ISA's instance of
+ * `name` (a kernel, or with PN_DISPATCH_PTR the address of a per-ISA object such as the GEMM's
+ * kernel table); generic for paths not built. */
 #if defined(PN_HAVE_AVX512) && defined(PN_HAVE_AVX2)
-#define PN_DISPATCH(name)                                                                      \
-    (pn_active_isa == PN_ISA_AVX512 ? name##_avx512                                           \
-     : pn_active_isa == PN_ISA_AVX2 ? name##_avx2 : name##_generic)
+#define PN_DISPATCH_PTR_(name)                                                                 \
+    (pn_active_isa == PN_ISA_AVX512 ? &name##_avx512                                          \
+     : pn_active_isa == PN_ISA_AVX2 ? &name##_avx2 : &name##_generic)
 #define PN_DECLARE_ISA(ret, name, args) \
     ret name##_generic args;            \
     ret name##_avx2 args;               \
     ret name##_avx512 args
 #else
-#define PN_DISPATCH(name) name##_generic
+#define PN_DISPATCH_PTR_(name) (&name##_generic)
 #define PN_DECLARE_ISA(ret, name, args) ret name##_generic args
 #endif
+/* (one level of indirection: a macro argument such as the GEMM's CFG is expanded first) */
+#define PN_DISPATCH_PTR(name) PN_DISPATCH_PTR_(name)
+#define PN_DISPATCH(name) (*PN_DISPATCH_PTR(name))
 
 #ifdef PN_OPENMP
 #include <omp.h>
