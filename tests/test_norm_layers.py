@@ -256,6 +256,8 @@ def test_dropout_is_identity_in_predict_and_evaluate(rng):
     no_dropout.params[...] = model.params
     np.testing.assert_array_equal(model(X), no_dropout(X))
     np.testing.assert_array_equal(model(X), model(X))
+    last = pynn.Sequential([pynn.Dense(8, 2), pynn.Dropout(0.5)], seed=0, dtype="float64")
+    np.testing.assert_allclose(last(X), X @ last.layers[0].W + last.layers[0].b, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

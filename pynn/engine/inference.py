@@ -65,6 +65,8 @@ class Inference:
             a = X
             for run, buf in zip(self._steps, bufs + [out]):
                 a = run(a, buf)
+            if a is not out:  # the last layer passed its input through (Dropout)
+                np.copyto(out, a)
         finally:
             if locked:
                 self._lock.release()

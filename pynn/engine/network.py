@@ -38,11 +38,9 @@ def check_batch_rows(layers: Sequence, sizes: Sequence[int]) -> None:
 
 
 class _DenseRun:
-    """Consecutive Dense layers [start, stop) as one C chain."""
+    """Consecutive Dense layers as one C chain."""
 
-    def __init__(self, layers: Sequence, start: int, acts: list, deltas: list) -> None:
-        run = layers
-        self.start = start
+    def __init__(self, run: Sequence, acts: list, deltas: list) -> None:
         self.chain = _core._Network([layer.W for layer in run], [layer.b for layer in run],
                                     [layer.dW for layer in run], [layer.db for layer in run],
                                     [layer.activation for layer in run],
@@ -148,7 +146,7 @@ class Network:
                 j = i
                 while j < n and isinstance(layers[j], Dense):
                     j += 1
-                step = _DenseRun(layers[i:j], i, acts[i:j], deltas[i:j])
+                step = _DenseRun(layers[i:j], acts[i:j], deltas[i:j])
             elif isinstance(layer, Activation):
                 j, step = i + 1, _ActivationStep(layer, acts[i], deltas[i])
             elif isinstance(layer, Dropout):
@@ -200,8 +198,7 @@ def _activation_step(layer: Activation):
 
 def _identity_step(layer: Dropout):
     def run(a, out):
-        np.copyto(out, a)
-        return out
+        return a  # no pass over the data: the next layer reads `a` (Inference copies a last one)
     return run
 
 
@@ -224,5 +221,6 @@ _INFERENCE = {Dense: _dense_step, Activation: _activation_step, Dropout: _identi
 
 
 def inference_steps(layers: Sequence) -> list:
-    """One callable ``run(a, out) -> out`` per layer: its inference-mode forward."""
+    """One callable ``run(a, out)`` per layer: its inference-mode forward, written into `out` and
+    returned (Dropout returns `a` itself)."""
     return [_INFERENCE[type(layer)](layer) for layer in layers]

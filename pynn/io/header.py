@@ -184,6 +184,8 @@ _STATE_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 def layer_states(model: Sequential) -> dict:
     """The layers' saved state (BatchNorm's running statistics and batch count) under the
     names of `Sequential.state_dict()` (PyTorch's)."""
+    if not any(layer.state_names for layer in model.layers):
+        return {}  # no layer keeps state: skip state_dict's copies of the weights
     return {key: arr for key, arr in model.state_dict().items()
             if key.endswith(_STATE_SUFFIXES)}
 
