@@ -122,6 +122,20 @@ PN_ELEMENTWISE_LOSS(huber)
 PN_ELEMENTWISE_LOSS(poisson)
 #undef PN_ELEMENTWISE_LOSS
 
+/* Loss kinds: THE definition (the bridge builds pynn._core.LOSS_KINDS from these and
+ * pn_loss_name). pn_loss_* runs kind's kernel above: target is int64 labels (N) for
+ * PN_LOSS_XENT_LABELS, else (N, K) of T; param is the loss's parameter (huber's delta). */
+enum pn_loss_kind {
+    PN_LOSS_XENT_LABELS = 0, PN_LOSS_XENT_PROBS = 1, PN_LOSS_KL = 2, PN_LOSS_MSE = 3,
+    PN_LOSS_BCE = 4, PN_LOSS_HINGE = 5, PN_LOSS_MAE = 6, PN_LOSS_HUBER = 7, PN_LOSS_POISSON = 8,
+    PN_LOSS_COUNT = 9
+};
+const char *pn_loss_name(int kind);       /* "xent_labels", ...; "unknown" out of range */
+double pn_loss_f32(int kind, double param, float *grad, const float *out, const void *target,
+                   const float *w, pn_size N, pn_size K);
+double pn_loss_f64(int kind, double param, double *grad, const double *out, const void *target,
+                   const double *w, pn_size N, pn_size K);
+
 /* ---- optim.c --------------------------------------------------------------------------------- */
 /* In-place steps over flat buffers of P entries (params, grads and state must not overlap).
  * SGD, classical momentum: v = mu v - lr (g + wd theta); theta += v (Nesterov: theta += mu v -
@@ -244,6 +258,48 @@ int pn_linear_backward_f32(float *dx, float *dw, float *db, const float *x, cons
 int pn_linear_backward_f64(double *dx, double *dw, double *db, const double *x, const double *w,
                             const double *y, const double *dy, pn_size n, pn_size i, pn_size o,
                             int act, double alpha, int accumulate);
+
+/* ---- network.c: a chain of Dense layers and its training step ------------------------------ */
+/* One Dense layer of a bound network: named pointers into the model's buffers (T = float when
+ * the network's f32, else double). */
+typedef struct {
+    void *w, *b;          /* (fan_in, fan_out), (fan_out): the parameters */
+    void *dw, *db;        /* their gradients, overwritten by the backward */
+    void *out, *delta;    /* (rows, fan_out): the output act(x w + b), d loss / d output */
+    pn_size fan_in, fan_out;
+    int act;              /* enum pn_act */
+    double alpha;
+} pn_dense;
+
+typedef struct {
+    int f32;              /* 1: float32, 0: float64 */
+    int n_layers;
+    pn_size rows;         /* the batch size the buffers hold */
+    pn_dense *layers;     /* layer l reads layer l-1's out (layer 0: x) */
+} pn_network;
+
+/* Every layer's output into its `out`. x: (rows, layers[0].fan_in). */
+int pn_network_forward(const pn_network *net, const void *x);
+/* From the top layer's delta, every layer's dw, db (overwritten) and the deltas below; dx (rows,
+ * fan_in of layer 0) gets the gradient at the input, or is skipped when NULL. x: the forward's. */
+int pn_network_backward(const pn_network *net, const void *x, void *dx);
+
+/* Where a step's batch comes from: rows idx[0..rows) of the training set gathered into x_buf and
+ * target_buf, or (idx NULL) rows start..start+rows read in place. target rows are target_row
+ * bytes (int64 labels or K elements). Every idx in range (checked by the caller). */
+typedef struct {
+    const void *x, *target;
+    pn_size target_row;
+    const int64_t *idx;
+    pn_size start;
+    void *x_buf, *target_buf;
+} pn_batch;
+
+/* One step without the update: gather, forward, loss (*loss, the batch mean; the top delta
+ * gets its gradient), and when the loss is finite the backward. Unweighted rows. 0, or -1 when
+ * a packing buffer could not be allocated. */
+int pn_network_train_step(const pn_network *net, const pn_batch *batch, int loss_kind,
+                          double loss_param, double *loss);
 
 /* Frees the calling thread's packing buffers (they are reused across calls and grown when
  * needed; each thread's are also freed when it exits). */

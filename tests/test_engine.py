@@ -112,3 +112,54 @@ def test_trainer_api_one_epoch_and_gradients():
     np.testing.assert_allclose(model.params, before - 0.1 * grads, rtol=1e-14, atol=1e-16)
     assert result.loss == pytest.approx(value) and 0 <= result.accuracy <= 1
     assert trainer.evaluate(X, target)["loss"] < value
+
+
+class _Composed:
+    """A loss that wraps another and overrides value_and_grad: the engine then composes the
+    step in Python (gather, forward, loss, backward as separate calls)."""
+
+    @staticmethod
+    def wrap(loss):
+        base = type(loss)
+
+        class Composed(base):
+            def value_and_grad(self, outputs, target, *, sample_weight=None, out=None):
+                return base.value_and_grad(self, outputs, target, sample_weight=sample_weight,
+                                           out=out)
+        composed = Composed.__new__(Composed)
+        composed.__dict__.update(loss.__dict__)
+        return composed
+
+
+@pytest.mark.parametrize("loss", [pynn.losses.CrossEntropy(), pynn.losses.Huber(0.5),
+                                  pynn.losses.BinaryCrossEntropy(), pynn.losses.Poisson()])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_one_call_step_trains_bitwise_like_the_composed_step(loss, shuffle, dtype,
+                                                                 monkeypatch):
+    """A Dense-only model's step runs as one C call (gather, forward, loss, backward); the same
+    kernels composed from Python give bitwise the same weights and history."""
+    from pynn.engine.network import Network
+    one_calls = []
+    real = Network.train_step
+    monkeypatch.setattr(Network, "train_step",
+                        lambda self, *args: one_calls.append(1) or real(self, *args))
+    X, y = _data(n=70, features=6, classes=3)
+    X = np.abs(X) if isinstance(loss, pynn.losses.Poisson) else X
+    target = y if isinstance(loss, pynn.losses.CrossEntropy) else np.eye(3)[y]
+    assert loss.step_kernel(np.asarray(target) if target.ndim == 2 else y) is not None
+    assert _Composed.wrap(loss).step_kernel(target) is None
+    results = []
+    for the_loss in (loss, _Composed.wrap(loss)):
+        model = pynn.Sequential([pynn.Dense(6, 9, "tanh"), pynn.Dense(9, 3)], dtype=dtype,
+                                seed=3)
+        history = model.fit(X.astype(dtype), target, loss=the_loss,
+                            optimizer=pynn.SGD(0.05, momentum=0.9), epochs=3, batch_size=16,
+                            shuffle=shuffle, seed=1,
+                            metrics=None if loss.has_accuracy else ["mae"])
+        results.append((model.get_weights(), history.history))
+        assert len(one_calls) == (15 if the_loss is loss else 0)  # 5 batches x 3 epochs
+        one_calls.clear()
+    for a, b in zip(results[0][0], results[1][0]):
+        assert a.tobytes() == b.tobytes()
+    assert results[0][1] == results[1][1]

@@ -178,6 +178,20 @@ class Network:
         for step, src, dx in reversed(self.steps):
             step.backward(x if src < 0 else acts[src], dx)
 
+    @property
+    def one_call(self) -> bool:
+        """Whether the whole network is one C chain, whose step `train_step` runs in one call."""
+        return len(self.steps) == 1 and isinstance(self.steps[0][0], _DenseRun)
+
+    def train_step(self, X: np.ndarray, target: np.ndarray, idx: np.ndarray | None, start: int,
+                   x_buf: np.ndarray | None, target_buf: np.ndarray | None,
+                   kernel: tuple[int, float]) -> float:
+        """A network that is `one_call`: gather rows `idx` of (X, target) into the buffers (or
+        read rows start: in place when idx is None), forward, the loss kernel (kind, parameter)
+        and, when the loss is finite, backward, in one C call; returns the loss."""
+        return self.steps[0][0].chain.train_step(X, target, idx, start, x_buf, target_buf,
+                                                 *kernel)
+
 
 # ---- inference ----------------------------------------------------------------------------------
 

@@ -287,11 +287,15 @@ class Trainer:
         loader = _Loader(self, data, order)
         for metric in self.metrics:
             metric.reset()
+        kernel = self._one_call_kernel(loader)
         loss_sum = correct = 0.0
         for batch in range(data.count):
-            xb, yb, wb, bufs = loader(batch)
             size = loader.global_rows(batch)
-            value, hits = self._train_step(xb, yb, wb, bufs)
+            if kernel is not None:
+                value, hits = self._one_call_step(loader, batch, kernel)
+            else:
+                xb, yb, wb, bufs = loader(batch)
+                value, hits = self._train_step(xb, yb, wb, bufs)
             if value is None:  # every sample of the batch weighs 0: nothing to learn
                 continue
             if not math.isfinite(value):
@@ -309,6 +313,34 @@ class Trainer:
         opt.end_epoch()
         return EpochResult(loss_sum / data.n, correct / data.n if self.accuracy else None, lr,
                            {m.name: m.result() for m in self.metrics})
+
+    def _one_call_kernel(self, loader: _Loader) -> tuple[int, float] | None:
+        """The loss kernel for the one-call C step (gather, forward, loss, backward), or None
+        where a step needs Python in between: layers other than Dense, sample weights, several
+        ranks, inputs cast batch by batch, or a loss without a C kernel."""
+        data = loader.data
+        if self.dp is not None or data.weight is not None or loader.raw_dtype is not None \
+                or not loader.full.network.one_call \
+                or not (data.X.flags.c_contiguous and data.X.flags.aligned
+                        and data.target.flags.c_contiguous and data.target.flags.aligned):
+            return None
+        return self.loss.step_kernel(data.target)
+
+    def _one_call_step(self, loader: _Loader, batch: int, kernel: tuple[int, float]) -> tuple:
+        """`_train_step` with the gather, forward, loss and backward as one C call (the same
+        kernels in the same order: bitwise the same result)."""
+        data = loader.data
+        start, stop, idx, bufs = loader.plan(batch)
+        value = bufs.network.train_step(data.X, data.target, idx, start, bufs.x, bufs.y, kernel)
+        if not math.isfinite(value):
+            return value, 0
+        yb = data.target[start:stop] if idx is None else bufs.y
+        hits = self._hits(yb, bufs)
+        for metric in self.metrics:
+            metric.update(bufs.acts[-1], yb)
+        value += self._add_penalty_gradients(float(stop - start))
+        self.optimizer.step(self.params, self.grads)
+        return value, hits
 
     def _train_step(self, xb, yb, wb, bufs) -> tuple:
         """One update; (loss, correct predictions), or (None, 0) for a batch that weighs 0.
@@ -545,23 +577,35 @@ class _Loader:
         start = batch * self.data.global_size
         return min(start + self.data.global_size, self.data.n) - start
 
-    def __call__(self, batch: int) -> tuple:
+    def plan(self, batch: int) -> tuple:
+        """(start, stop, idx, bufs) of batch k, not gathered: its rows start:stop of the epoch
+        order, their indices in the data (None when read in place) and its step buffers (None
+        for a rank with no rows in a short last batch)."""
         data = self.data
         start = batch * data.global_size
         stop = min(start + data.global_size, data.n)
         if self.dp is not None:
             start, stop = self.dp.part(start, stop, data.size)
         m = stop - start
-        if m == 0:  # a rank with no rows in a short last batch
-            return (data.X[:0], data.target[:0], None if data.weight is None
-                    else data.weight[:0], None)
+        if m == 0:
+            return start, stop, None, None
         bufs = self.full if m == data.size else self.trainer._step_buffers(
             m, data.target, self.gather, data.weight is not None, self.raw_dtype)
         if not self.gather:
-            return (data.X[start:stop], data.target[start:stop],
-                    None if data.weight is None else data.weight[start:stop], bufs)
+            return start, stop, None, bufs
         idx = self.order[start:stop] if self.order is not None else \
             np.arange(start, stop, dtype=np.int64)
+        return start, stop, idx, bufs
+
+    def __call__(self, batch: int) -> tuple:
+        data = self.data
+        start, stop, idx, bufs = self.plan(batch)
+        if bufs is None:  # a rank with no rows in a short last batch
+            return (data.X[:0], data.target[:0], None if data.weight is None
+                    else data.weight[:0], None)
+        if idx is None:
+            return (data.X[start:stop], data.target[start:stop],
+                    None if data.weight is None else data.weight[start:stop], bufs)
         if bufs.raw is None:
             ops.gather_rows(data.X, idx, bufs.x)
         else:

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from .. import ops
+from .. import _core, ops
 
 __all__ = [
     "LOSSES",
@@ -97,6 +97,27 @@ class Loss:
                        out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """(loss, d loss / d outputs) for targets already in kernel form (`prepare_target`)."""
         return self._kernel(outputs, target, sample_weight, out)
+
+    #: The fused C kernel `_kernel` runs (a name of pynn._core.LOSS_KINDS), None if none.
+    kernel_kind: str | None = None
+    #: That kernel's parameter (Huber's delta).
+    kernel_param = 0.0
+
+    def step_kernel(self, target: np.ndarray) -> tuple[int, float] | None:
+        """(kind, parameter) of the C kernel that the engine's one-call training step may run
+        instead of `value_and_grad`, for targets in kernel form; None when the loss is computed
+        some other way (a subclass that overrides the kernel keeps its own)."""
+        kind = self.kernel_kind
+        if kind is None:
+            return None
+        cls = type(self)
+        owner = next(c for c in cls.__mro__ if "kernel_kind" in c.__dict__)
+        if cls.value_and_grad is not Loss.value_and_grad or \
+                next(c for c in cls.__mro__ if "_kernel" in c.__dict__) is not owner:
+            return None
+        if kind == "xent_labels" and target.ndim == 2:
+            kind = "xent_probs"
+        return _core.LOSS_KINDS[kind], float(self.kernel_param)
 
     def __call__(self, outputs: np.ndarray, y: object, sample_weight: object = None) -> float:
         """The loss of raw outputs (logits) against targets y, as a float."""
@@ -202,6 +223,8 @@ class CrossEntropy(_LabelsArgmax):
 
     name = "cross_entropy"
 
+    kernel_kind = "xent_labels"
+
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.softmax_cross_entropy(outputs, target, sample_weight=sample_weight, out=out)
 
@@ -241,6 +264,8 @@ class KLDivergence(_LabelsArgmax):
 
     name = "kl_divergence"
 
+    kernel_kind = "kl"
+
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.kl_divergence(outputs, target, sample_weight=sample_weight, out=out)
 
@@ -262,6 +287,8 @@ class BinaryCrossEntropy(Loss):
 
     name = "binary_cross_entropy"
     output_function = "sigmoid"
+
+    kernel_kind = "bce"
 
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.binary_cross_entropy(outputs, target, sample_weight=sample_weight, out=out)
@@ -307,6 +334,8 @@ class Hinge(BinaryCrossEntropy):
     output_function = "identity"
     has_proba = False
     _positive_above = 0.0
+
+    kernel_kind = "hinge"
 
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.hinge(outputs, target, sample_weight=sample_weight, out=out)
@@ -354,6 +383,8 @@ class MSE(_Regression):
 
     name = "mse"
 
+    kernel_kind = "mse"
+
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.mse(outputs, target, sample_weight=sample_weight, out=out)
 
@@ -363,6 +394,8 @@ class MAE(_Regression):
     fits the conditional median."""
 
     name = "mae"
+
+    kernel_kind = "mae"
 
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.mae(outputs, target, sample_weight=sample_weight, out=out)
@@ -387,6 +420,12 @@ class Huber(_Regression):
             raise ValueError(f"Huber: delta must be finite and > 0, got {delta!r}")
         self.delta = float(delta)
 
+    kernel_kind = "huber"
+
+    @property
+    def kernel_param(self) -> float:
+        return self.delta
+
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.huber(outputs, target, delta=self.delta, sample_weight=sample_weight, out=out)
 
@@ -408,6 +447,8 @@ class Poisson(_Regression):
 
     name = "poisson"
     output_function = "exp"
+
+    kernel_kind = "poisson"
 
     def _kernel(self, outputs, target, sample_weight, out):
         return ops.poisson(outputs, target, sample_weight=sample_weight, out=out)
