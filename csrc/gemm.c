@@ -16,7 +16,9 @@
 
 /* ---- packing buffers: per thread, reused, grown when needed, freed at thread exit ------------- */
 
-enum { PN_GEMM_NBUF = 3 }; /* 0: packed A, 1: packed B, 2: dz of the backward */
+enum { PN_GEMM_NBUF = 4 }; /* 0: packed A, 1: packed B, 2: dz of the backward, 3: shared A */
+/* The most bytes of A that the threads pack once between them (else each packs its own). */
+#define PN_GEMM_SHARED_A_MAX ((size_t)4 << 20)
 
 typedef struct {
     void *p[PN_GEMM_NBUF];

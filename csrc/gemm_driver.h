@@ -33,18 +33,33 @@ void FN(pn_gemm_naive)(T *c, const T *a, const T *b, pn_size m, pn_size n, pn_si
 }
 
 /* C[i0:i1, j0:j1] with the packed kernel. Returns 0, or -1 if a buffer could not be allocated. */
+/* A packed once for every K slice and MC block, shared by the threads of a split-N product
+ * (each packs some of the blocks, instead of every thread packing all of A). Block b of slice s
+ * lies at apre + (s * blocks + b) * region: each region has the packing's slack, so no thread's
+ * vector spill reaches another thread's block. */
+static pn_size FN(apre_region)(const CFG *cfg, pn_size m, pn_size k) {
+    const pn_size ns = k_slices(k, cfg->kc), kc_max = (k + ns - 1) / ns;
+    const pn_size mc_max = m < cfg->mc ? (m + cfg->mr - 1) / cfg->mr * cfg->mr : cfg->mc;
+    return mc_max * kc_max + (pn_size)(PN_GEMM_PACK_SLACK / sizeof(T));
+}
+
+/* apre: NULL, or op(A)'s rows i0..i1 prepacked as above. */
 static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
                           pn_size i0, pn_size i1, pn_size j0, pn_size j1, pn_size k,
-                          int accumulate, const T *bias, int act, T alpha) {
+                          int accumulate, const T *bias, int act, T alpha, const T *apre) {
     const int MR = cfg->mr, NR = cfg->nr;
     const pn_size ns = k_slices(k, cfg->kc);
     const pn_size kc_max = (k + ns - 1) / ns;
     const pn_size m = i1 - i0, n = j1 - j0;
     const pn_size mc_max = m < cfg->mc ? (m + MR - 1) / MR * MR : cfg->mc;
     const pn_size nc_max = n < cfg->nc ? (n + NR - 1) / NR * NR : cfg->nc;
-    T *abuf = (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) + PN_GEMM_PACK_SLACK);
+    const pn_size blocks = (m + cfg->mc - 1) / cfg->mc;
+    const pn_size region = apre ? FN(apre_region)(cfg, m, k) : 0;
+    T *abuf = apre ? NULL
+                   : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
+                                                PN_GEMM_PACK_SLACK);
     T *bbuf = (T *)pn_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(T) + PN_GEMM_PACK_SLACK);
-    if (!abuf || !bbuf) return -1;
+    if ((!abuf && !apre) || !bbuf) return -1;
     const int kact = kernel_act(act), tact = tile_act(act);
 
     for (pn_size jc = j0; jc < j1; jc += cfg->nc) {
@@ -71,8 +86,14 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
             }
             for (pn_size ic = i0; ic < i1; ic += cfg->mc) {
                 pn_size mc = i1 - ic < cfg->mc ? i1 - ic : cfg->mc;
-                cfg->pack_a(abuf, A.trans ? A.p + p0 * A.ld + ic : A.p + ic * A.ld + p0, A.ld,
-                            A.trans, mc, kc);
+                const T *ap;
+                if (apre) {
+                    ap = apre + (s * blocks + (ic - i0) / cfg->mc) * region;
+                } else {
+                    cfg->pack_a(abuf, A.trans ? A.p + p0 * A.ld + ic : A.p + ic * A.ld + p0,
+                                A.ld, A.trans, mc, kc);
+                    ap = abuf;
+                }
                 /* a bottom edge of 1-2 rows goes three B panels at a time (ukr_r2) */
                 const pn_size medge = mc % MR;
                 const pn_size mtiles = cfg->ukr_r2 && medge > 0 && medge <= 2 ? mc - medge : mc;
@@ -81,7 +102,7 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                     for (; jr3 + 2 * NR < nc; jr3 += 3 * NR) {
                         int nr3 = (int)(nc - jr3 - 2 * NR < NR ? nc - jr3 - 2 * NR : NR);
                         T *ct = c + (ic + mtiles) * ldc + jc + jr3;
-                        cfg->ukr_r2(kc, abuf + mtiles * kc, bbuf + jr3 * kc, ct, ldc,
+                        cfg->ukr_r2(kc, ap + mtiles * kc, bbuf + jr3 * kc, ct, ldc,
                                     (int)medge, nr3, load_c,
                                     (last && bias) ? bias + jc + jr3 : NULL,
                                     last ? kact : PN_ACT_IDENTITY, alpha);
@@ -99,7 +120,7 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                     for (pn_size ir = 0; ir < mend; ir += MR) {
                         int mr = (int)(mc - ir < MR ? mc - ir : MR);
                         T *ct = c + (ic + ir) * ldc + jc + jr;
-                        cfg->ukr(kc, abuf + ir * kc, bbuf + jr * kc, NR, ct, ldc, mr, nr, load_c,
+                        cfg->ukr(kc, ap + ir * kc, bbuf + jr * kc, NR, ct, ldc, mr, nr, load_c,
                                  bias_t, last ? kact : PN_ACT_IDENTITY, alpha);
                         if (last && tact >= 0)
                             for (int i = 0; i < mr; i++)
@@ -140,12 +161,33 @@ typedef struct {
     T alpha;
     int rows_path, split_n;
     pn_size units; /* micro-tiles along the split side */
+    T *apre;       /* NULL, or the shared packed A (every thread of the team packs its share) */
 } FN(gemm_job);
+
+/* Thread t of nth packs its share of the blocks of the shared packed A (see apre_region). */
+static void FN(pack_a_share)(const FN(gemm_job) *job, int t, int nth) {
+    const CFG *cfg = job->cfg;
+    const FN(operand) A = job->A;
+    const pn_size m = job->m, k = job->k, ns = k_slices(k, cfg->kc);
+    const pn_size blocks = (m + cfg->mc - 1) / cfg->mc, region = FN(apre_region)(cfg, m, k);
+    const pn_size units = ns * blocks, q0 = units * t / nth, q1 = units * (t + 1) / nth;
+    for (pn_size q = q0; q < q1; q++) {
+        pn_size s = q / blocks, ic = (q % blocks) * cfg->mc;
+        pn_size p0 = s * k / ns, kc = (s + 1) * k / ns - p0;
+        pn_size mc = m - ic < cfg->mc ? m - ic : cfg->mc;
+        cfg->pack_a(job->apre + q * region, A.trans ? A.p + p0 * A.ld + ic : A.p + ic * A.ld + p0,
+                    A.ld, A.trans, mc, kc);
+    }
+}
 
 /* Thread t of nth: its share of the micro-tiles along the split side. */
 static int FN(gemm_part)(const FN(gemm_job) *job, int t, int nth) {
     const int MR = job->cfg->mr, NR = job->cfg->nr;
     pn_size m = job->m, n = job->n;
+    if (job->apre) { /* every thread of the team reaches this barrier */
+        FN(pack_a_share)(job, t, nth);
+        PN_OMP(barrier)
+    }
     pn_size u0 = job->units * t / nth, u1 = job->units * (t + 1) / nth;
     pn_size i0 = 0, i1 = m, j0 = 0, j1 = n;
     if (job->split_n) {
@@ -160,7 +202,7 @@ static int FN(gemm_part)(const FN(gemm_job) *job, int t, int nth) {
         FN(gemm_rows)(job->cfg, job->c, n, job->A, job->B, i0, i1, j0, j1, job->k,
                       job->accumulate, job->bias, job->act, job->alpha);
     else if (FN(gemm_block)(job->cfg, job->c, n, job->A, job->B, i0, i1, j0, j1, job->k,
-                            job->accumulate, job->bias, job->act, job->alpha) != 0)
+                            job->accumulate, job->bias, job->act, job->alpha, job->apre) != 0)
         return -1;
     if (job->act == PN_ACT_SOFTMAX)
         FN(pn_activation_forward)(job->c + i0 * n, job->c + i0 * n, i1 - i0, n, PN_ACT_SOFTMAX,
@@ -195,8 +237,17 @@ static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_siz
     if (nt > units) nt = (int)units;
     if (rows_path && act == PN_ACT_SOFTMAX) nt = 1;
     FN(gemm_job) job = {cfg, c, A, B, m, n, k, accumulate, bias, act, alpha, rows_path, split_n,
-                        units};
+                        units, NULL};
     if (nt <= 1) return FN(gemm_part)(&job, 0, 1); /* no fork/join for one thread */
+    /* Split N with at least two B micro-panels per thread (one is read with A in place) and A
+     * in more than one block: the threads pack A once between them. */
+    const pn_size a_blocks = k_slices(k, cfg->kc) * ((m + cfg->mc - 1) / cfg->mc);
+    const size_t a_bytes = (size_t)(a_blocks * FN(apre_region)(cfg, m, k)) * sizeof(T);
+    if (split_n && !rows_path && units >= 2 * (pn_size)nt && a_blocks >= 2 &&
+        a_bytes <= PN_GEMM_SHARED_A_MAX) {
+        job.apre = (T *)pn_gemm_buffer(3, a_bytes);
+        if (!job.apre) return -1;
+    }
     int failed = 0;
     PN_OMP(parallel num_threads(nt) reduction(| : failed))
     {

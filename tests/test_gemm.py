@@ -157,6 +157,30 @@ def test_bitwise_identical_at_1_and_2_threads(isa, dtype, threads, rng):
             assert r1.tobytes() == r2.tobytes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_packed_once_by_both_threads_gives_the_one_thread_result(isa, dtype, threads, rng):
+    """Split-N products with A in several blocks: at 2 threads each packs part of A into one
+    shared buffer (its spill past a block never reaching the other's); bitwise the 1-thread
+    result, and the reference's."""
+    cases = [(96, 256, 600, False, False), (96, 256, 600, True, False),  # blocks fill regions
+             (128, 256, 784, False, False), (150, 400, 300, True, False),
+             (13, 300, 1000, False, False), (145, 512, 257, False, True),
+             (300, 700, 530, True, True)]
+    for m, n, k, ta, tb in cases:
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        bias = rng.standard_normal(n).astype(dtype)
+        results = []
+        for nt in (1, 2):
+            threads(nt)
+            results.append([ops.matmul(a, b, trans_a=ta, trans_b=tb)] +
+                           ([] if ta or tb else [ops.linear(a, b, bias, activation="relu")]))
+        for r1, r2 in zip(*results):
+            assert r1.tobytes() == r2.tobytes()
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        _check_close(results[1][0], ref.matmul(a64, b64, trans_a=ta, trans_b=tb),
+                     ref.matmul(np.abs(a64), np.abs(b64), trans_a=ta, trans_b=tb), dtype, k)
+
+
 # ---- linear ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
