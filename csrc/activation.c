@@ -2,6 +2,7 @@
  * Shapes: x, y, dy, dx are (R, C) C-contiguous; softmax is row-wise, the rest elementwise.
  * Safe inside an OpenMP parallel region (the GEMM epilogue): it then runs serially. */
 #include "isa.h"
+#include "flush.h"
 #include "parallel.h"
 
 #define DECLARE_KERNELS(T, SUF)                                                               \
@@ -32,10 +33,22 @@ const char *pn_act_name(int act) {
 
 int pn_act_has_backward(int act) { return act >= 0 && act < PN_ACT_COUNT && act != PN_ACT_STEP; }
 
-/* Work units per element: exp-based activations cost ~8 cheap ones. */
-static double act_cost(int act) {
-    return (act == PN_ACT_SIGMOID || act == PN_ACT_TANH || act == PN_ACT_SOFTMAX) ? 8.0 : 1.0;
+/* The exp-based activations: they cost ~8 cheap elementwise operations, and their forward
+ * runs with subnormal results flushed (flush.h: the exp of a very negative number is
+ * subnormal). Backwards are not flushed: a forward output is never subnormal, and there
+ * y (1 - y) dy must keep a subnormal y's product with a huge dy. */
+static int act_exp_based(int act) {
+    return act == PN_ACT_SIGMOID || act == PN_ACT_TANH || act == PN_ACT_SOFTMAX;
 }
+static double act_cost(int act) { return act_exp_based(act) ? 8.0 : 1.0; }
+/* STMT, flushed for an exp-based activation. */
+#define ACT_FLUSHED(act, STMT)                                                                \
+    do {                                                                                      \
+        if (act_exp_based(act))                                                               \
+            PN_FLUSHED(STMT);                                                                 \
+        else                                                                                  \
+            STMT;                                                                             \
+    } while (0)
 
 #define DEFINE_ACTIVATION(T, SUF)                                                             \
     void pn_activation_forward_##SUF(T *y, const T *x, pn_size R, pn_size C, int act,         \
@@ -43,11 +56,11 @@ static double act_cost(int act) {
         if (act < 0 || act >= PN_ACT_COUNT || R <= 0 || C <= 0) return;                       \
         int nt = pn_threads_here((double)R * C * act_cost(act), PN_GRAIN);                    \
         if (act == PN_ACT_SOFTMAX) {                                                          \
-            PN_PARALLEL_SLICES(nt, R, 1,                                                      \
-                PN_DISPATCH(pn_softmax_rows_##SUF)(y + lo * C, x + lo * C, hi - lo, C));       \
+            PN_PARALLEL_SLICES(nt, R, 1, PN_FLUSHED(                                          \
+                PN_DISPATCH(pn_softmax_rows_##SUF)(y + lo * C, x + lo * C, hi - lo, C)));      \
         } else {                                                                              \
-            PN_PARALLEL_SLICES(nt, R * C, 64,                                                 \
-                PN_DISPATCH(pn_act_forward_##SUF)(y + lo, x + lo, hi - lo, act, alpha));       \
+            PN_PARALLEL_SLICES(nt, R * C, 64, ACT_FLUSHED(act,                                \
+                PN_DISPATCH(pn_act_forward_##SUF)(y + lo, x + lo, hi - lo, act, alpha)));      \
         }                                                                                     \
     }                                                                                         \
     void pn_activation_backward_##SUF(T *dx, const T *y, const T *dy, pn_size R, pn_size C,   \

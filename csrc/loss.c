@@ -4,6 +4,9 @@
  * count); threads take whole blocks; each block returns its loss sum and the block sums are added
  * in block order. The loss is therefore bitwise the same at any thread count.
  */
+#include <float.h>
+
+#include "flush.h"
 #include "isa.h"
 #include "parallel.h"
 
@@ -38,35 +41,47 @@ static pn_size rows_per_block(pn_size N, pn_size C) {
 
 /* Run CALL (using pn_size r0, rows) over every block of N rows; leaves the ordered sum of the
  * block results in `total`. */
-#define RUN_BLOCKS(total, N, C, cost, CALL)                                                   \
+#define RUN_BLOCKS(total, N, C, cost, flush, CALL)                                            \
     do {                                                                                      \
         double partial_[MAX_BLOCKS];                                                          \
         pn_size rpb_ = rows_per_block((N), (C));                                              \
         pn_size nb_ = ((N) + rpb_ - 1) / rpb_;                                                \
         int nt_ = pn_threads_here((double)(N) * (C) * (cost), PN_GRAIN);                      \
         if (nt_ > nb_) nt_ = (int)nb_;                                                        \
+        const int flush_ = (flush);                                                           \
         PN_OMP(parallel for num_threads(nt_) schedule(static) if (nt_ > 1))                  \
         for (pn_size b_ = 0; b_ < nb_; b_++) {                                                \
             pn_size r0 = b_ * rpb_;                                                           \
             pn_size rows = (N) - r0 < rpb_ ? (N) - r0 : rpb_;                                 \
-            partial_[b_] = (CALL);                                                            \
+            if (flush_) /* exp-based: a very negative logit's exp is subnormal (flush.h) */    \
+                PN_FLUSHED(partial_[b_] = (CALL));                                            \
+            else                                                                              \
+                partial_[b_] = (CALL);                                                        \
         }                                                                                     \
         total = 0;                                                                            \
         for (pn_size b_ = 0; b_ < nb_; b_++) total += partial_[b_];                           \
     } while (0)
 
-#define DEFINE_LOSSES(T, SUF)                                                                 \
+#define DEFINE_LOSSES(T, SUF, T_MIN)                                                          \
     static double weight_sum_##SUF(const T *w, pn_size N) {                                   \
         if (!w) return (double)N;                                                             \
         double s = 0;                                                                         \
         for (pn_size i = 0; i < N; i++) s += (double)w[i];                                    \
         return s;                                                                             \
     }                                                                                         \
+    /* An exp-based loss flushes subnormal results, unless a sample weight is itself          \
+     * subnormal: then w_i x (p - t) is too, and only IEEE arithmetic keeps the gradient. */  \
+    static int may_flush_##SUF(const T *w, pn_size N) {                                       \
+        if (!w) return 1;                                                                     \
+        for (pn_size i = 0; i < N; i++)                                                       \
+            if (w[i] != 0 && w[i] < T_MIN) return 0;                                          \
+        return 1;                                                                             \
+    }                                                                                         \
     static double xent_##SUF(T *d, const T *x, const int64_t *labels, const T *t,             \
                              const T *w, pn_size N, pn_size C, int kl) {                      \
         if (N <= 0 || C <= 0) return 0;                                                       \
         double inv = 1.0 / weight_sum_##SUF(w, N), total;                                     \
-        RUN_BLOCKS(total, N, C, 10.0,                                                         \
+        RUN_BLOCKS(total, N, C, 10.0, may_flush_##SUF(w, N),                                  \
                    PN_DISPATCH(pn_xent_rows_##SUF)(d + r0 * C, x + r0 * C,                    \
                                                    labels ? labels + r0 : NULL,               \
                                                    t ? t + r0 * C : NULL, w ? w + r0 : NULL,  \
@@ -85,24 +100,24 @@ static pn_size rows_per_block(pn_size N, pn_size C) {
                            pn_size N, pn_size C) {                                            \
         return xent_##SUF(dlogits, logits, NULL, target, w, N, C, 1);                         \
     }                                                                                         \
-    DEFINE_ELEMENTWISE(mse, T, SUF, 2.0)                                                      \
-    DEFINE_ELEMENTWISE(hinge, T, SUF, 2.0)                                                    \
-    DEFINE_ELEMENTWISE(bce, T, SUF, 20.0)                                                     \
-    DEFINE_ELEMENTWISE(mae, T, SUF, 2.0)                                                      \
-    DEFINE_ELEMENTWISE(huber, T, SUF, 3.0)                                                    \
-    DEFINE_ELEMENTWISE(poisson, T, SUF, 15.0)
+    DEFINE_ELEMENTWISE(mse, T, SUF, 2.0, 0)                                                   \
+    DEFINE_ELEMENTWISE(hinge, T, SUF, 2.0, 0)                                                 \
+    DEFINE_ELEMENTWISE(bce, T, SUF, 20.0, 1)                                                  \
+    DEFINE_ELEMENTWISE(mae, T, SUF, 2.0, 0)                                                   \
+    DEFINE_ELEMENTWISE(huber, T, SUF, 3.0, 0)                                                 \
+    DEFINE_ELEMENTWISE(poisson, T, SUF, 15.0, 1)
 
-#define DEFINE_ELEMENTWISE(NAME, T, SUF, cost)                                                \
+#define DEFINE_ELEMENTWISE(NAME, T, SUF, cost, flush)                                         \
     double pn_##NAME##_##SUF(T *d, const T *p, const T *t, const T *w, pn_size N, pn_size K,  \
                              double param) {                                                  \
         if (N <= 0 || K <= 0) return 0;                                                       \
         double inv = 1.0 / (weight_sum_##SUF(w, N) * (double)K), total;                       \
-        RUN_BLOCKS(total, N, K, cost,                                                         \
+        RUN_BLOCKS(total, N, K, cost, (flush) && may_flush_##SUF(w, N),                       \
                    PN_DISPATCH(pn_##NAME##_rows_##SUF)(d + r0 * K, p + r0 * K, t + r0 * K,    \
                                                        w ? w + r0 : NULL, rows, K, inv,       \
                                                        param));                               \
         return total * inv;                                                                   \
     }
 
-DEFINE_LOSSES(float, f32)
-DEFINE_LOSSES(double, f64)
+DEFINE_LOSSES(float, f32, FLT_MIN)
+DEFINE_LOSSES(double, f64, DBL_MIN)

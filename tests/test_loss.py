@@ -389,3 +389,29 @@ def test_cross_entropy_per_row_accuracy(isa, rng, dtype):
     want = -ref.log_softmax(x.astype(np.float64))[np.arange(60), labels]
     eps = np.finfo(dtype).eps
     np.testing.assert_allclose(got, want, rtol=8 * eps, atol=8 * eps * np.abs(x).max())
+
+
+# ---- subnormals: exp-based losses flush them (csrc/flush.h), sample weights keep theirs ---------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_confident_logits_agree_with_the_reference_despite_the_flush(dtype, rng):
+    """Logit gaps of hundreds make softmax's exps subnormal (flushed to 0 in the kernel, which
+    would otherwise take a microcode assist per element on Intel cores): every value stays within
+    a few smallest-normal units of the float64 reference."""
+    x = (rng.standard_normal((64, 50)) * 100).astype(dtype)
+    labels = rng.integers(0, 50, 64)
+    loss, d = ops.softmax_cross_entropy(x, labels)
+    want_loss, want_d = ref.softmax_cross_entropy(x.astype(np.float64), labels)
+    assert loss == pytest.approx(want_loss, rel=1e-5 if dtype == np.float32 else 1e-12)
+    # p - 1 at the label rounds at eps / n (no flush involved); the flush adds < 4 tiny
+    info = np.finfo(dtype)
+    np.testing.assert_allclose(d, want_d, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=8 * float(info.eps) / 64 + 4 * float(info.tiny))
+
+
+def test_a_subnormal_sample_weight_is_honoured_exactly():
+    """With a subnormal weight, w_i (p - t) is subnormal too: the kernel then keeps IEEE
+    arithmetic (a flush would zero the whole gradient)."""
+    loss, d = ops.binary_cross_entropy(np.array([0.0]), np.array([0.0]),
+                                       sample_weight=np.array([1.11253693e-308]))
+    assert loss == pytest.approx(np.log(2)) and d[0] == 0.5

@@ -166,3 +166,42 @@ def test_bad_adam_arguments(rng):
     _unchanged_after(ValueError, "m and v must not overlap", adam, bufs, p, g, m, m, step=1)
     _unchanged_after(ValueError, "v must have the shape of params", adam, bufs, p, g, m,
                      v[:3], step=1)
+
+
+# ---- subnormals: flushed inside the optimizer kernels, nowhere else --------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_momentum_of_a_zero_gradient_decays_to_zero_not_to_a_stuck_subnormal(isa, threads,
+                                                                           n_threads, dtype):
+    """v = 0.9 v with v = 4 ulp of the subnormal range rounds back to 4 ulp in IEEE arithmetic:
+    it would stay subnormal forever (a microcode assist per entry and step on Intel cores).
+    The kernels flush it to 0."""
+    threads(n_threads)
+    size = 100_000  # enough for both threads
+    tiny = np.finfo(dtype).smallest_subnormal
+    p = np.ones(size, dtype)
+    v = np.full(size, 4 * tiny, dtype)
+    g = np.zeros(size, dtype)
+    ops.sgd_step(p, g, v, lr=0.1, momentum=0.9)
+    assert not v.any() and (p == 1).all()
+    # Adam: the square of a small gradient (1e-20 ** 2 in float32) lands in the subnormal range
+    g = np.full(size, 1e-20 if dtype == np.float32 else 1e-160, dtype)
+    m, s = np.zeros(size, dtype), np.zeros(size, dtype)
+    ops.adam_step(p, g, m, s, step=1, lr=1e-3)
+    assert not s.any() and np.isfinite(p).all() and (m != 0).all()
+
+
+def test_the_flush_is_undone_after_the_step(threads, dtype=np.float32):
+    """After an optimizer step on 1 or 2 threads, every other computation still has IEEE
+    subnormals (the flush is set and restored around the kernel on each thread)."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    for n_threads in (1, 2):
+        threads(n_threads)
+        p, g, v = np.ones(100_000, dtype), np.zeros(100_000, dtype), np.zeros(100_000, dtype)
+        ops.sgd_step(p, g, v, lr=0.1, momentum=0.9)
+        assert np.float32(tiny) * np.float32(3) == 3 * tiny  # NumPy, this thread
+        a = np.full((300, 300), 1e-23, dtype)  # each product 1e-46 rounds to 0 or 1 ulp...
+        b = np.full((300, 300), 1e-19, dtype)  # ...1e-42: a subnormal, on every thread
+        c = ops.matmul(a, b)
+        assert (c > 0).all() and (c < np.finfo(dtype).tiny).all()
