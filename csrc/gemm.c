@@ -19,6 +19,12 @@
 enum { PN_GEMM_NBUF = 4 }; /* 0: packed A, 1: packed B, 2: dz of the backward, 3: shared A */
 /* The most bytes of A that the threads pack once between them (else each packs its own). */
 #define PN_GEMM_SHARED_A_MAX ((size_t)4 << 20)
+/* A block with at most this many B micro-panels reads A in place (the micro-kernel's strided
+ * variant) instead of packing it: on the MLP's shapes (N of 128-256 per thread) the packing
+ * cost more than the strided reads, 6-14% per product at 1 thread (AVX-512 Xeon; orders
+ * alternated, min of 40). With 32 panels packing wins (up to 22%), as it does for transposed
+ * A of more than two row blocks and for rows 4 KiB apart. */
+#define PN_GEMM_INPLACE_PANELS 8
 
 typedef struct {
     void *p[PN_GEMM_NBUF];

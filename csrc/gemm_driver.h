@@ -43,6 +43,15 @@ static pn_size FN(apre_region)(const CFG *cfg, pn_size m, pn_size k) {
     return mc_max * kc_max + (pn_size)(PN_GEMM_PACK_SLACK / sizeof(T));
 }
 
+/* Whether a block of m rows and n columns reads A in place instead of packing it: with few B
+ * micro-panels (A is re-read once per panel), unless A's rows are a multiple of 4 KiB apart
+ * (they would share L1 sets) or A is a tall transposed one (see PN_GEMM_INPLACE_PANELS). */
+static int FN(a_in_place)(const CFG *cfg, FN(operand) A, pn_size m, pn_size n) {
+    if (n <= cfg->nr) return 1; /* one micro-panel: A is used once */
+    return n <= PN_GEMM_INPLACE_PANELS * cfg->nr && (A.ld * (pn_size)sizeof(T)) % 4096 != 0 &&
+           (!A.trans || m <= 2 * cfg->mc);
+}
+
 /* apre: NULL, or op(A)'s rows i0..i1 prepacked as above. */
 static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
                           pn_size i0, pn_size i1, pn_size j0, pn_size j1, pn_size k,
@@ -55,11 +64,12 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
     const pn_size nc_max = n < cfg->nc ? (n + NR - 1) / NR * NR : cfg->nc;
     const pn_size blocks = (m + cfg->mc - 1) / cfg->mc;
     const pn_size region = apre ? FN(apre_region)(cfg, m, k) : 0;
-    T *abuf = apre ? NULL
-                   : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
-                                                PN_GEMM_PACK_SLACK);
+    const int in_place = !apre && FN(a_in_place)(cfg, A, m, n);
+    T *abuf = apre || in_place ? NULL
+                               : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
+                                                            PN_GEMM_PACK_SLACK);
     T *bbuf = (T *)pn_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(T) + PN_GEMM_PACK_SLACK);
-    if ((!abuf && !apre) || !bbuf) return -1;
+    if ((!abuf && !apre && !in_place) || !bbuf) return -1;
     const int kact = kernel_act(act), tact = tile_act(act);
 
     for (pn_size jc = j0; jc < j1; jc += cfg->nc) {
@@ -69,18 +79,22 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
             int last = s == ns - 1, load_c = accumulate || s > 0;
             cfg->pack_b(bbuf, B.trans ? B.p + jc * B.ld + p0 : B.p + p0 * B.ld + jc, B.ld,
                         B.trans, kc, nc);
-            if (nc <= NR) { /* one micro-panel of B: A is used once, read it in place */
-                const T *bias_t = (last && bias) ? bias + jc : NULL;
+            if (in_place) { /* A read where it is, once per micro-panel of B */
                 pn_size rsa = A.trans ? 1 : A.ld, csa = A.trans ? A.ld : 1;
-                for (pn_size ir = i0; ir < i1; ir += MR) {
-                    int mr = (int)(i1 - ir < MR ? i1 - ir : MR);
-                    T *ct = c + ir * ldc + jc;
-                    cfg->ukr_sa(kc, A.p + ir * rsa + p0 * csa, rsa, csa, bbuf, ct, ldc, mr,
-                                (int)nc, load_c, bias_t, last ? kact : PN_ACT_IDENTITY, alpha);
-                    if (last && tact >= 0)
-                        for (int i = 0; i < mr; i++)
-                            FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1, nc, tact,
-                                                      alpha);
+                for (pn_size jr = 0; jr < nc; jr += NR) {
+                    int nr = (int)(nc - jr < NR ? nc - jr : NR);
+                    const T *bias_t = (last && bias) ? bias + jc + jr : NULL;
+                    for (pn_size ir = i0; ir < i1; ir += MR) {
+                        int mr = (int)(i1 - ir < MR ? i1 - ir : MR);
+                        T *ct = c + ir * ldc + jc + jr;
+                        cfg->ukr_sa(kc, A.p + ir * rsa + p0 * csa, rsa, csa, bbuf + jr * kc,
+                                    ct, ldc, mr, nr, load_c, bias_t,
+                                    last ? kact : PN_ACT_IDENTITY, alpha);
+                        if (last && tact >= 0)
+                            for (int i = 0; i < mr; i++)
+                                FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1, nr,
+                                                          tact, alpha);
+                    }
                 }
                 continue;
             }
@@ -239,12 +253,13 @@ static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_siz
     FN(gemm_job) job = {cfg, c, A, B, m, n, k, accumulate, bias, act, alpha, rows_path, split_n,
                         units, NULL};
     if (nt <= 1) return FN(gemm_part)(&job, 0, 1); /* no fork/join for one thread */
-    /* Split N with at least two B micro-panels per thread (one is read with A in place) and A
-     * in more than one block: the threads pack A once between them. */
+    /* Split N, each thread's columns too many to read A in place, and A in more than one
+     * block: the threads pack A once between them. */
     const pn_size a_blocks = k_slices(k, cfg->kc) * ((m + cfg->mc - 1) / cfg->mc);
     const size_t a_bytes = (size_t)(a_blocks * FN(apre_region)(cfg, m, k)) * sizeof(T);
-    if (split_n && !rows_path && units >= 2 * (pn_size)nt && a_blocks >= 2 &&
-        a_bytes <= PN_GEMM_SHARED_A_MAX) {
+    const pn_size n_thread = (units + nt - 1) / nt * NR;
+    if (split_n && !rows_path && !FN(a_in_place)(cfg, A, m, n_thread < n ? n_thread : n) &&
+        a_blocks >= 2 && a_bytes <= PN_GEMM_SHARED_A_MAX) {
         job.apre = (T *)pn_gemm_buffer(3, a_bytes);
         if (!job.apre) return -1;
     }
