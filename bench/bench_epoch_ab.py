@@ -5,6 +5,10 @@ shuffled; the run's figure is the median epoch after the first; the result the m
 of each side and the ratio B/A.
 
     python bench/bench_epoch_ab.py --a /path/to/venv-old/bin/python --b python --threads 1
+
+On a machine whose speed drifts (a shared VM: +-30% from minute to minute), --simultaneous
+runs A and B at the same time, each on one core with 1 thread (swapping the cores every run),
+so that both see the same drift and each run's B/A is a fair ratio; the result is their median.
 """
 from __future__ import annotations
 
@@ -39,15 +43,30 @@ print(json.dumps({"epochs": times.tolist(), "loss": h.history["loss"][-1],
 """
 
 
-def run(python: str, threads: int, epochs: int) -> dict:
+def _env() -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env["PYTHONSAFEPATH"] = "1"
+    return env
+
+
+def run(python: str, threads: int, epochs: int) -> dict:
     cmd = [python, "-c", WORKER, str(threads), str(epochs)]
     if threads == 1:
         cmd = ["taskset", "-c", "0"] + cmd
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd="/")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=True, cwd="/")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_together(pythons: tuple[str, str], cores: tuple[int, int], epochs: int) -> list[dict]:
+    """Both builds at once, 1 thread each, pinned to the given cores."""
+    procs = [subprocess.Popen(["taskset", "-c", str(core), python, "-c", WORKER, "1",
+                               str(epochs)], stdout=subprocess.PIPE, text=True, env=_env(),
+                              cwd="/") for python, core in zip(pythons, cores)]
+    outs = [proc.communicate()[0] for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise RuntimeError("a worker failed")
+    return [json.loads(out.strip().splitlines()[-1]) for out in outs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--simultaneous", action="store_true",
+                        help="run A and B at once on the two cores (1 thread each)")
     args = parser.parse_args(argv)
+    if args.simultaneous:
+        return simultaneous(args)
     medians = {"A": [], "B": []}
     for _ in range(args.runs):
         for side, python in (("A", args.a), ("B", args.b)):
@@ -72,6 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "a": args.a,
                                                "b": args.b, "medians": medians,
                                                "ratio_b_over_a": b / a}, indent=1))
+    return 0
+
+
+def simultaneous(args) -> int:
+    ratios, medians = [], {"A": [], "B": []}
+    for k in range(args.runs):
+        cores = (0, 1) if k % 2 == 0 else (1, 0)
+        results = run_together((args.a, args.b), cores, args.epochs)
+        a, b = (statistics.median(r["epochs"][1:]) for r in results)
+        medians["A"].append(a)
+        medians["B"].append(b)
+        ratios.append(b / a)
+        print(f"run {k}: A {a:.3f} s (core {cores[0]}), B {b:.3f} s (core {cores[1]}), "
+              f"B/A {b / a:.3f}", file=sys.stderr)
+    ratio = statistics.median(ratios)
+    print(f"1 thread, simultaneous: B/A {ratio:.3f} (median of {args.runs} runs)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"threads": 1, "simultaneous": True, "a": args.a,
+                                               "b": args.b, "medians": medians,
+                                               "ratios_b_over_a": ratios,
+                                               "ratio_b_over_a": ratio}, indent=1))
     return 0
 
 

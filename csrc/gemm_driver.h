@@ -79,21 +79,25 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
             int last = s == ns - 1, load_c = accumulate || s > 0;
             cfg->pack_b(bbuf, B.trans ? B.p + jc * B.ld + p0 : B.p + p0 * B.ld + jc, B.ld,
                         B.trans, kc, nc);
-            if (in_place) { /* A read where it is, once per micro-panel of B */
+            if (in_place) { /* A read where it is, once per micro-panel of B, MC rows at a
+                             * time (the rows stay in L2 across the panels) */
                 pn_size rsa = A.trans ? 1 : A.ld, csa = A.trans ? A.ld : 1;
-                for (pn_size jr = 0; jr < nc; jr += NR) {
-                    int nr = (int)(nc - jr < NR ? nc - jr : NR);
-                    const T *bias_t = (last && bias) ? bias + jc + jr : NULL;
-                    for (pn_size ir = i0; ir < i1; ir += MR) {
-                        int mr = (int)(i1 - ir < MR ? i1 - ir : MR);
-                        T *ct = c + ir * ldc + jc + jr;
-                        cfg->ukr_sa(kc, A.p + ir * rsa + p0 * csa, rsa, csa, bbuf + jr * kc,
-                                    ct, ldc, mr, nr, load_c, bias_t,
-                                    last ? kact : PN_ACT_IDENTITY, alpha);
-                        if (last && tact >= 0)
-                            for (int i = 0; i < mr; i++)
-                                FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1, nr,
-                                                          tact, alpha);
+                for (pn_size ic = i0; ic < i1; ic += cfg->mc) {
+                    const pn_size iend = i1 - ic < cfg->mc ? i1 : ic + cfg->mc;
+                    for (pn_size jr = 0; jr < nc; jr += NR) {
+                        int nr = (int)(nc - jr < NR ? nc - jr : NR);
+                        const T *bias_t = (last && bias) ? bias + jc + jr : NULL;
+                        for (pn_size ir = ic; ir < iend; ir += MR) {
+                            int mr = (int)(iend - ir < MR ? iend - ir : MR);
+                            T *ct = c + ir * ldc + jc + jr;
+                            cfg->ukr_sa(kc, A.p + ir * rsa + p0 * csa, rsa, csa,
+                                        bbuf + jr * kc, ct, ldc, mr, nr, load_c, bias_t,
+                                        last ? kact : PN_ACT_IDENTITY, alpha);
+                            if (last && tact >= 0)
+                                for (int i = 0; i < mr; i++)
+                                    FN(pn_activation_forward)(ct + i * ldc, ct + i * ldc, 1,
+                                                              nr, tact, alpha);
+                        }
                     }
                 }
                 continue;
