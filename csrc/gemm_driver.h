@@ -32,7 +32,6 @@ void FN(pn_gemm_naive)(T *c, const T *a, const T *b, pn_size m, pn_size n, pn_si
         }
 }
 
-/* C[i0:i1, j0:j1] with the packed kernel. Returns 0, or -1 if a buffer could not be allocated. */
 /* A packed once for every K slice and MC block, shared by the threads of a split-N product
  * (each packs some of the blocks, instead of every thread packing all of A). Block b of slice s
  * lies at apre + (s * blocks + b) * region: each region has the packing's slack, so no thread's
@@ -52,7 +51,8 @@ static int FN(a_in_place)(const CFG *cfg, FN(operand) A, pn_size m, pn_size n) {
            (!A.trans || m <= 2 * cfg->mc);
 }
 
-/* apre: NULL, or op(A)'s rows i0..i1 prepacked as above. */
+/* C[i0:i1, j0:j1] with the packed kernel; apre: NULL, or op(A)'s rows i0..i1 prepacked as
+ * above. Returns 0, or -1 if a buffer could not be allocated. */
 static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
                           pn_size i0, pn_size i1, pn_size j0, pn_size j1, pn_size k,
                           int accumulate, const T *bias, int act, T alpha, const T *apre) {

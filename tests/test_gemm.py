@@ -134,6 +134,17 @@ def test_nan_inf_propagate_like_numpy(isa, dtype, rng):
         assert np.all(np.isnan(y[0]))
 
 
+def _same_at_1_and_2_threads(threads, compute):
+    """compute() (a list of arrays) at 1 and at 2 threads: bitwise equal; the 2-thread list."""
+    results = []
+    for nt in (1, 2):
+        threads(nt)
+        results.append(compute())
+    for r1, r2 in zip(*results):
+        assert r1.tobytes() == r2.tobytes()
+    return results[1]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bitwise_identical_at_1_and_2_threads(isa, dtype, threads, rng):
     cases = [(256, 300, 513, False, False), (31, 1000, 257, True, False),
@@ -142,19 +153,17 @@ def test_bitwise_identical_at_1_and_2_threads(isa, dtype, threads, rng):
     for m, n, k, ta, tb in cases:
         a, b = _operands(rng, m, n, k, ta, tb, dtype)
         bias = rng.standard_normal(n).astype(dtype)
-        results = []
-        for nt in (1, 2):
-            threads(nt)
+        dy = rng.standard_normal((m, n)).astype(dtype)
+
+        def compute(a=a, b=b, ta=ta, tb=tb, bias=bias, dy=dy):
             r = [ops.matmul(a, b, trans_a=ta, trans_b=tb)]
             if not ta and not tb:
                 for act in ("relu", "sigmoid", "softmax"):
                     r.append(ops.linear(a, b, bias, activation=act))
                 y = ops.linear(a, b, bias, activation="tanh")
-                dy = rng.standard_normal(y.shape).astype(dtype) if nt == 1 else dy  # noqa: F821
                 r.extend(ops.linear_backward(a, b, y, dy, activation="tanh"))
-            results.append(r)
-        for r1, r2 in zip(*results):
-            assert r1.tobytes() == r2.tobytes()
+            return r
+        _same_at_1_and_2_threads(threads, compute)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -169,15 +178,11 @@ def test_a_packed_once_by_both_threads_gives_the_one_thread_result(isa, dtype, t
     for m, n, k, ta, tb in cases:
         a, b = _operands(rng, m, n, k, ta, tb, dtype)
         bias = rng.standard_normal(n).astype(dtype)
-        results = []
-        for nt in (1, 2):
-            threads(nt)
-            results.append([ops.matmul(a, b, trans_a=ta, trans_b=tb)] +
-                           ([] if ta or tb else [ops.linear(a, b, bias, activation="relu")]))
-        for r1, r2 in zip(*results):
-            assert r1.tobytes() == r2.tobytes()
+        got = _same_at_1_and_2_threads(threads, lambda a=a, b=b, ta=ta, tb=tb, bias=bias: (
+            [ops.matmul(a, b, trans_a=ta, trans_b=tb)] +
+            ([] if ta or tb else [ops.linear(a, b, bias, activation="relu")])))
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        _check_close(results[1][0], ref.matmul(a64, b64, trans_a=ta, trans_b=tb),
+        _check_close(got[0], ref.matmul(a64, b64, trans_a=ta, trans_b=tb),
                      ref.matmul(np.abs(a64), np.abs(b64), trans_a=ta, trans_b=tb), dtype, k)
 
 

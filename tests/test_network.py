@@ -20,6 +20,29 @@ def _layers(rng, sizes, rows, dtype, acts):
     return Ws, bs, dWs, dbs, list(acts), alphas, acts_out, deltas
 
 
+def _composed_forward(x, Ws, bs, acts):
+    """Every layer's output through pynn.ops, one call per layer."""
+    outs = []
+    for W, b, act in zip(Ws, bs, acts):
+        x = ops.linear(x, W, b, activation=act, alpha=0.1)
+        outs.append(x)
+    return outs
+
+
+def _check_composed_backward(x, Ws, acts, outs, dy, dWs, dbs, deltas):
+    """dWs, dbs and the hidden deltas are bitwise pynn.ops.linear_backward's, layer by layer
+    from the top delta dy."""
+    for i in range(len(Ws) - 1, -1, -1):
+        xin = x if i == 0 else outs[i - 1]
+        dx, dW, db = ops.linear_backward(xin, Ws[i], outs[i], dy, activation=acts[i],
+                                         alpha=0.1, need_dx=i > 0)
+        np.testing.assert_array_equal(dWs[i], dW)
+        np.testing.assert_array_equal(dbs[i], db)
+        if i > 0:
+            np.testing.assert_array_equal(deltas[i - 1], dx)
+            dy = dx
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, sizes", [(1, [7, 1]), (7, [33, 5, 3]), (33, [13, 17, 9, 4])])
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -30,25 +53,13 @@ def test_network_matches_the_per_layer_ops(dtype, rows, sizes, n_threads, thread
     x = rng.standard_normal((rows, sizes[0])).astype(dtype)
     net = _core._Network(Ws, bs, dWs, dbs, acts, alphas, outs, deltas)
     net.forward(x)
-    a = x
-    want_outs = []
-    for W, b, act in zip(Ws, bs, acts):
-        a = ops.linear(a, W, b, activation=act, alpha=0.1)
-        want_outs.append(a)
+    want_outs = _composed_forward(x, Ws, bs, acts)
     for got, want in zip(outs, want_outs):
         np.testing.assert_array_equal(got, want)  # the same kernels: bitwise
     deltas[-1][...] = rng.standard_normal(deltas[-1].shape)
     dy = deltas[-1].copy()
     net.backward(x)
-    for i in range(len(Ws) - 1, -1, -1):
-        xin = x if i == 0 else want_outs[i - 1]
-        dx, dW, db = ops.linear_backward(xin, Ws[i], want_outs[i], dy, activation=acts[i],
-                                         alpha=0.1, need_dx=i > 0)
-        np.testing.assert_array_equal(dWs[i], dW)
-        np.testing.assert_array_equal(dbs[i], db)
-        if i > 0:
-            np.testing.assert_array_equal(deltas[i - 1], dx)
-            dy = dx
+    _check_composed_backward(x, Ws, acts, want_outs, dy, dWs, dbs, deltas)
 
 
 def test_network_rejects_bad_arguments(rng):
@@ -134,21 +145,12 @@ def test_train_step_is_the_composed_step_bitwise(dtype, kind, gather, n_threads,
     if gather:
         np.testing.assert_array_equal(x_buf, xb)
         np.testing.assert_array_equal(t_buf, tb)
-    a, want_outs = xb, []
-    for W, b, act in zip(Ws, bs, acts):
-        a = ops.linear(a, W, b, activation=act, alpha=0.1)
-        want_outs.append(a)
+    want_outs = _composed_forward(xb, Ws, bs, acts)
     want_value, dy = loss_fn(want_outs[-1], tb)
     assert value == want_value
     np.testing.assert_array_equal(outs[-1], want_outs[-1])
     np.testing.assert_array_equal(deltas[-1], dy)
-    for i in range(len(Ws) - 1, -1, -1):
-        xin = xb if i == 0 else want_outs[i - 1]
-        dx, dW, db = ops.linear_backward(xin, Ws[i], want_outs[i], dy, activation=acts[i],
-                                         alpha=0.1, need_dx=i > 0)
-        np.testing.assert_array_equal(dWs[i], dW)
-        np.testing.assert_array_equal(dbs[i], db)
-        dy = dx
+    _check_composed_backward(xb, Ws, acts, want_outs, dy, dWs, dbs, deltas)
 
 
 def test_train_step_skips_the_backward_of_a_non_finite_loss(rng):
