@@ -1,7 +1,8 @@
 """A/B: the reference epoch of two pynn builds (say, main and the commit before a change),
 interleaved run by run. Each run is a fresh process of the given interpreter (its own venv with
 its own pynn): Fashion-MNIST 784-256-128-10 relu, SGD lr 0.05 momentum 0.9, batch 128, float32,
-shuffled; the run's figure is the median epoch after the first; the result the median over runs
+shuffled (--sizes and --batch change the net and the batch: --sizes 784-1024-1024-10 is the
+wide net); the run's figure is the median epoch after the first; the result the median over runs
 of each side and the ratio B/A.
 
     python bench/bench_epoch_ab.py --a /path/to/venv-old/bin/python --b python --threads 1
@@ -25,6 +26,7 @@ import json, sys, time
 import numpy as np
 import pynn
 threads, epochs = int(sys.argv[1]), int(sys.argv[2])
+sizes, batch = [int(v) for v in sys.argv[3].split("-")], int(sys.argv[4])
 pynn.set_num_threads(threads)
 (X, y), _ = pynn.datasets.load_fashion_mnist()
 X = np.ascontiguousarray(X, dtype=np.float32)
@@ -32,11 +34,11 @@ stamps = []
 class Stamp(pynn.Callback):
     def on_epoch_end(self, epoch, logs=None):
         stamps.append(time.perf_counter())
-model = pynn.Sequential([pynn.Dense(784, 256, "relu"), pynn.Dense(256, 128, "relu"),
-                         pynn.Dense(128, 10)], seed=0)
+model = pynn.Sequential([pynn.Dense(i, o, "relu" if k < len(sizes) - 2 else "identity")
+                         for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))], seed=0)
 start = time.perf_counter()
 h = model.fit(X, y, loss="cross_entropy", optimizer=pynn.SGD(0.05, momentum=0.9),
-              epochs=epochs, batch_size=128, seed=0, callbacks=[Stamp()])
+              epochs=epochs, batch_size=batch, seed=0, callbacks=[Stamp()])
 times = np.diff([start] + stamps)
 print(json.dumps({"epochs": times.tolist(), "loss": h.history["loss"][-1],
                   "pynn": pynn.__file__}))
@@ -50,18 +52,19 @@ def _env() -> dict:
     return env
 
 
-def run(python: str, threads: int, epochs: int) -> dict:
-    cmd = [python, "-c", WORKER, str(threads), str(epochs)]
+def run(python: str, threads: int, epochs: int, net: list[str]) -> dict:
+    cmd = [python, "-c", WORKER, str(threads), str(epochs)] + net
     if threads == 1:
         cmd = ["taskset", "-c", "0"] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=True, cwd="/")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_together(pythons: tuple[str, str], cores: tuple[int, int], epochs: int) -> list[dict]:
+def run_together(pythons: tuple[str, str], cores: tuple[int, int], epochs: int,
+                 net: list[str]) -> list[dict]:
     """Both builds at once, 1 thread each, pinned to the given cores."""
     procs = [subprocess.Popen(["taskset", "-c", str(core), python, "-c", WORKER, "1",
-                               str(epochs)], stdout=subprocess.PIPE, text=True, env=_env(),
+                               str(epochs)] + net, stdout=subprocess.PIPE, text=True, env=_env(),
                               cwd="/") for python, core in zip(pythons, cores)]
     outs = [proc.communicate()[0] for proc in procs]
     if any(proc.returncode for proc in procs):
@@ -76,23 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--sizes", default="784-256-128-10", help="layer widths, a-b-c-...")
+    parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--json", default=None)
     parser.add_argument("--simultaneous", action="store_true",
                         help="run A and B at once on the two cores (1 thread each)")
     args = parser.parse_args(argv)
+    args.net = [args.sizes, str(args.batch)]
     if args.simultaneous:
         return simultaneous(args)
     medians = {"A": [], "B": []}
     for _ in range(args.runs):
         for side, python in (("A", args.a), ("B", args.b)):
-            result = run(python, args.threads, args.epochs)
+            result = run(python, args.threads, args.epochs, args.net)
             medians[side].append(statistics.median(result["epochs"][1:]))
             print(f"{side}: epochs {[round(t, 3) for t in result['epochs']]} "
                   f"loss {result['loss']:.4f}", file=sys.stderr)
     a, b = statistics.median(medians["A"]), statistics.median(medians["B"])
     print(f"{args.threads} thread(s): A {a:.3f} s/epoch, B {b:.3f} s/epoch, B/A {b / a:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": args.threads, "a": args.a,
+        Path(args.json).write_text(json.dumps({"threads": args.threads, "net": args.net,
+                                               "a": args.a,
                                                "b": args.b, "medians": medians,
                                                "ratio_b_over_a": b / a}, indent=1))
     return 0
@@ -102,7 +109,7 @@ def simultaneous(args) -> int:
     ratios, medians = [], {"A": [], "B": []}
     for k in range(args.runs):
         cores = (0, 1) if k % 2 == 0 else (1, 0)
-        results = run_together((args.a, args.b), cores, args.epochs)
+        results = run_together((args.a, args.b), cores, args.epochs, args.net)
         a, b = (statistics.median(r["epochs"][1:]) for r in results)
         medians["A"].append(a)
         medians["B"].append(b)
@@ -112,7 +119,8 @@ def simultaneous(args) -> int:
     ratio = statistics.median(ratios)
     print(f"1 thread, simultaneous: B/A {ratio:.3f} (median of {args.runs} runs)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": 1, "simultaneous": True, "a": args.a,
+        Path(args.json).write_text(json.dumps({"threads": 1, "simultaneous": True,
+                                               "net": args.net, "a": args.a,
                                                "b": args.b, "medians": medians,
                                                "ratios_b_over_a": ratios,
                                                "ratio_b_over_a": ratio}, indent=1))

@@ -129,3 +129,13 @@ def test_class_weight_errors():
     with pytest.raises(ValueError, match="'balanced'"):
         model.fit(X, y, loss="cross_entropy", class_weight="equal")
     np.testing.assert_array_equal(model.params, before)
+
+
+def test_activation_none_is_identity():
+    X, y = _data()
+    model = pynn.Sequential([pynn.Dense(5, 8, "relu"), pynn.Dense(8, 3, activation=None)], seed=0)
+    assert model.layers[1].activation == "identity"
+    model.fit(X, y, loss="cross_entropy", epochs=2, batch_size=8, seed=1)
+    reference = _explicit()
+    reference.fit(X, y, loss="cross_entropy", epochs=2, batch_size=8, seed=1)
+    assert model.params.tobytes() == reference.params.tobytes()

@@ -163,9 +163,9 @@ class Dense(Layer):
         (Keras' ``Dense(units)``: ``Dense(64, activation="relu")`` or ``Dense(64, "relu")``) it
         is the output size, and the input size comes from the layer before or, for the first
         layer, from `pynn.Input` or the first data the model sees.
-    activation : str, default "identity"
-        One of identity, relu, leaky_relu, sigmoid, tanh, softmax, step (forward-only).
-        Fused into the matrix-multiply kernel.
+    activation : str or None, default "identity"
+        One of identity, relu, leaky_relu, sigmoid, tanh, softmax, step (forward-only); None
+        (Keras' spelling) is identity. Fused into the matrix-multiply kernel.
     alpha : float, default 0.01
         Negative slope of leaky_relu.
     init : str, Initializer or callable, optional
@@ -185,7 +185,7 @@ class Dense(Layer):
     """
 
     def __init__(self, in_features: int | None = None, out_features: int | str | None = None,
-                 activation: str = "identity", *, units: int | None = None,
+                 activation: str | None = "identity", *, units: int | None = None,
                  alpha: float = 0.01, init: _init.InitLike = None, l1: float = 0.0,
                  l2: float = 0.0) -> None:
         super().__init__()
@@ -204,6 +204,8 @@ class Dense(Layer):
         self.in_features = None if in_features is None else _positive_int(in_features,
                                                                            "in_features")
         self.out_features = _positive_int(out_features, "out_features")
+        if activation is None:  # Keras' spelling of no activation
+            activation = "identity"
         if not isinstance(activation, str):
             raise TypeError(f"activation must be a str, got {type(activation).__name__}")
         if activation not in ACTIVATIONS:
