@@ -5,6 +5,8 @@
  * in block order. The loss is therefore bitwise the same at any thread count.
  */
 #include <float.h>
+#include <math.h>
+#include <stdlib.h>
 
 #include "flush.h"
 #include "isa.h"
@@ -62,12 +64,28 @@ static pn_size rows_per_block(pn_size N, pn_size C) {
         for (pn_size b_ = 0; b_ < nb_; b_++) total += partial_[b_];                           \
     } while (0)
 
-#define DEFINE_LOSSES(T, SUF, T_MIN)                                                          \
+#define DEFINE_LOSSES(T, SUF, T_MIN, T_MAX)                                                          \
     static double weight_sum_##SUF(const T *w, pn_size N) {                                   \
         if (!w) return (double)N;                                                             \
         double s = 0;                                                                         \
         for (pn_size i = 0; i < N; i++) s += (double)w[i];                                    \
         return s;                                                                             \
+    }                                                                                         \
+    /* The gradient's scale 1 / (sum of the weights * K). When it overflows T (weights whose  \
+     * sum is subnormal or nearly so), the weights are first multiplied by a power of two      \
+     * (exactly) into *scaled, which the caller frees and uses instead of w: a common factor   \
+     * changes neither the loss nor the gradient. Without memory for that, w as it is. */      \
+    static double weight_inv_##SUF(const T *w, pn_size N, double K, T **scaled) {             \
+        double s = weight_sum_##SUF(w, N) * K, inv = 1.0 / s;                                 \
+        *scaled = NULL;                                                                       \
+        if (!w || !(s > 0) || inv <= (double)T_MAX) return inv;                               \
+        T *ws = (T *)malloc((size_t)N * sizeof(T));                                           \
+        if (!ws) return inv;                                                                  \
+        int e;                                                                                \
+        frexp(s, &e); /* s = f * 2^e, f in [0.5, 1): the scaled sum is in [0.5, 1) * K */      \
+        for (pn_size i = 0; i < N; i++) ws[i] = (T)ldexp((double)w[i], -e);                   \
+        *scaled = ws;                                                                         \
+        return 1.0 / (weight_sum_##SUF(ws, N) * K);                                           \
     }                                                                                         \
     /* An exp-based loss flushes subnormal results, unless a sample weight is itself          \
      * subnormal: then w_i x (p - t) is too, and only IEEE arithmetic keeps the gradient. */  \
@@ -80,12 +98,15 @@ static pn_size rows_per_block(pn_size N, pn_size C) {
     static double xent_##SUF(T *d, const T *x, const int64_t *labels, const T *t,             \
                              const T *w, pn_size N, pn_size C, int kl) {                      \
         if (N <= 0 || C <= 0) return 0;                                                       \
-        double inv = 1.0 / weight_sum_##SUF(w, N), total;                                     \
+        T *scaled;                                                                            \
+        double inv = weight_inv_##SUF(w, N, 1.0, &scaled), total;                             \
+        if (scaled) w = scaled;                                                               \
         RUN_BLOCKS(total, N, C, 10.0, may_flush_##SUF(w, N),                                  \
                    PN_DISPATCH(pn_xent_rows_##SUF)(d + r0 * C, x + r0 * C,                    \
                                                    labels ? labels + r0 : NULL,               \
                                                    t ? t + r0 * C : NULL, w ? w + r0 : NULL,  \
                                                    rows, C, inv, kl));                        \
+        free(scaled);                                                                         \
         return total * inv;                                                                   \
     }                                                                                         \
     double pn_softmax_xent_labels_##SUF(T *dlogits, const T *logits, const int64_t *labels,   \
@@ -111,13 +132,16 @@ static pn_size rows_per_block(pn_size N, pn_size C) {
     double pn_##NAME##_##SUF(T *d, const T *p, const T *t, const T *w, pn_size N, pn_size K,  \
                              double param) {                                                  \
         if (N <= 0 || K <= 0) return 0;                                                       \
-        double inv = 1.0 / (weight_sum_##SUF(w, N) * (double)K), total;                       \
+        T *scaled;                                                                            \
+        double inv = weight_inv_##SUF(w, N, (double)K, &scaled), total;                       \
+        if (scaled) w = scaled;                                                               \
         RUN_BLOCKS(total, N, K, cost, (flush) && may_flush_##SUF(w, N),                       \
                    PN_DISPATCH(pn_##NAME##_rows_##SUF)(d + r0 * K, p + r0 * K, t + r0 * K,    \
                                                        w ? w + r0 : NULL, rows, K, inv,       \
                                                        param));                               \
+        free(scaled);                                                                         \
         return total * inv;                                                                   \
     }
 
-DEFINE_LOSSES(float, f32, FLT_MIN)
-DEFINE_LOSSES(double, f64, DBL_MIN)
+DEFINE_LOSSES(float, f32, FLT_MIN, FLT_MAX)
+DEFINE_LOSSES(double, f64, DBL_MIN, DBL_MAX)

@@ -151,6 +151,26 @@ def _loss_fn(name, module=ops):
     return getattr(module, name.replace("_probs", ""))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(CASES))
+def test_subnormal_weights_weigh_like_any_others(rng, name, dtype):
+    """Weights whose sum is subnormal (1 / sum overflows) give the unit weights' loss and
+    gradient: only the weights' ratios count."""
+    n, c = 6, 5
+    x = rng.normal(size=(n, c)).astype(dtype)
+    t = CASES[name](rng, n, c)
+    t = t.astype(dtype) if t.dtype.kind == "f" else t
+    unit = np.ones(n, dtype)
+    unit[0] = 0
+    fn = _loss_fn(name)
+    want = fn(x, t, sample_weight=unit)
+    for tiny in (np.finfo(dtype).smallest_subnormal, np.finfo(dtype).tiny / 64):
+        loss, grad = fn(x, t, sample_weight=unit * dtype(tiny))
+        assert np.isfinite(loss) and np.all(np.isfinite(grad)), tiny
+        np.testing.assert_allclose(loss, want[0], rtol=LOSS_TOL[dtype])
+        np.testing.assert_allclose(grad, want[1], **GRAD_TOL[dtype])
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("name", list(CASES))
 def test_gradient_central_differences(rng, name, weighted):
