@@ -24,9 +24,10 @@ def _act_forward(z: np.ndarray, activation: str, alpha: float) -> np.ndarray:
         return np.tanh(z)
     if activation == "softmax":
         m = np.max(z, axis=1, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        e = np.exp(z - m)
-        return e / e.sum(axis=1, keepdims=True)
+        e = np.exp(z - np.where(np.isfinite(m), m, 0))
+        with np.errstate(invalid="ignore"):
+            p = e / e.sum(axis=1, keepdims=True)
+        return np.where(np.isposinf(m), np.nan, p)  # a row with +inf has no defined softmax
     if activation == "step":
         return np.where(np.isnan(z), z, (z > 0).astype(z.dtype))
     raise ValueError(f"unknown activation {activation!r}")
