@@ -205,6 +205,26 @@ def test_a_read_in_place_gives_the_packed_result(isa, dtype, ta, rng):
             assert y1.tobytes() == np.ascontiguousarray(y2[:, :n]).tobytes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nt", [1, 2])
+def test_b_read_in_place_gives_the_packed_result(isa, dtype, nt, threads, rng):
+    """A short product (at most MC rows per block) reads B's full micro-panels in place and
+    packs A; the same rows inside a tall product pack B: bitwise the same (the epilogue too)."""
+    threads(nt)
+    for m, k, n in [(32, 784, 256), (7, 300, 45), (128, 257, 1000), (20, 33, 31)]:
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        tall = np.vstack([a, rng.standard_normal((900, k)).astype(dtype)])
+        short, full = ops.matmul(a, b), ops.matmul(tall, b)
+        assert short.tobytes() == np.ascontiguousarray(full[:m]).tobytes()
+        bias = rng.standard_normal(n).astype(dtype)
+        y1 = ops.linear(a, b, bias, activation="relu")
+        y2 = ops.linear(tall, b, bias, activation="relu")
+        assert y1.tobytes() == np.ascontiguousarray(y2[:m]).tobytes()
+        want = ref.matmul(a.astype(np.float64), b.astype(np.float64))
+        _check_close(short, want, ref.matmul(np.abs(a), np.abs(b)).astype(np.float64), dtype, k)
+
+
 # ---- linear ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
