@@ -7,15 +7,17 @@
 
 /* Rows whose cache lines are requested ahead of the row being copied. A shuffled batch's rows
  * lie anywhere in the data set (usually DRAM): copied one after another, each row would wait
- * out its own misses; requested a few rows ahead, the misses overlap. */
-#define PN_GATHER_AHEAD 4
+ * out its own misses; requested a few rows ahead, the misses overlap. They are requested into
+ * L2 (prefetcht1), whose miss queue is deeper than L1's: 128 rows of 3136 bytes in 41 us
+ * instead of 62 us at 1 thread (Zen 4; 8 rows ahead into L1 as before: no faster). */
+#define PN_GATHER_AHEAD 8
 /* Bytes per thread worth a second thread (a fork/join costs about this much copying). */
 #define PN_GATHER_GRAIN 131072.0
 /* Elements scanned between early exits of the finiteness check. */
 #define PN_FINITE_CHUNK 16384
 
-static inline void prefetch_row(const char *row, pn_size bytes) {
-    for (pn_size off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 0);
+static inline void prefetch_row(const char *row, pn_size bytes) { /* locality 2: into L2 */
+    for (pn_size off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
 }
 
 static void gather_slice(char *dst, const char *src, const int64_t *idx, pn_size lo, pn_size hi,

@@ -16,7 +16,7 @@ SHAPES = [(1, 1, 1), (1, 7, 1), (2, 33, 5), (3, 17, 1), (5, 8, 13), (6, 16, 256)
           (9, 20, 321), (8, 17, 641),
           (12, 32, 255), (13, 33, 511), (17, 10, 128), (31, 64, 1), (97, 5, 300), (1, 300, 784),
           (128, 10, 128), (145, 49, 73), (300, 3, 40), (3, 300, 40), (64, 1000, 7),
-          (25, 600, 100), (30, 530, 37)]
+          (25, 600, 100), (30, 530, 37), (400, 16, 333), (130, 17, 50), (260, 8, 700)]
 
 
 def _tol(dtype, k):
@@ -48,6 +48,36 @@ def test_matmul_matches_reference(isa, dtype, ta, tb, rng):
         want = ref.matmul(a64, b64, trans_a=ta, trans_b=tb)
         absprod = ref.matmul(np.abs(a64), np.abs(b64), trans_a=ta, trans_b=tb)
         _check_close(got, want, absprod, dtype, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_narrow_products_run_the_avx2_tile_on_avx512(dtype, n_threads, threads, rng):
+    """On an AVX-512 machine a product at most one AVX2 tile wide (an output layer) takes the
+    AVX2 tables: bitwise the AVX2 path's result, epilogue included (K sliced by AVX2's KC);
+    every result, narrow or not, within the rounding bound of the reference."""
+    if "avx512" not in pynn.build_info()["isa_supported"]:
+        pytest.skip("no AVX-512 on this CPU")
+    threads(n_threads)
+    nr = 16 if dtype == np.float32 else 8
+    for m, n, k in [(300, 10, 300), (128, nr, 128), (77, 1, 700), (128, nr + 1, 64)]:
+        x, w = _operands(rng, m, n, k, False, False, dtype)
+        b = rng.standard_normal(n).astype(dtype)
+        got = {}
+        for isa_name in ("avx2", "avx512"):
+            pynn.set_isa(isa_name)
+            try:
+                got[isa_name] = (ops.linear(x, w, b, activation="relu"),
+                                 ops.matmul(x, x[:, :n].copy(), trans_a=True))
+            finally:
+                pynn.set_isa("auto")
+        same = all(np.array_equal(p, q) for p, q in zip(got["avx2"], got["avx512"]))
+        if n <= nr:
+            assert same, (m, n, k)
+        want = ref.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                          activation="relu")
+        np.testing.assert_allclose(got["avx512"][0], want, rtol=0, atol=_tol(dtype, k) *
+                                   float(np.abs(x).sum(1).max() * np.abs(w).max()) + 1e-30)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
