@@ -173,6 +173,33 @@ def test_poisson_regressor_refuses_negative_targets():
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("classes", [3, 2])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_estimator_one_call_step_is_the_composed_step_bitwise(classes, solver, monkeypatch):
+    """MLPClassifier's softmax (and single logistic output) loss is one of the C step's
+    kernels: the fit runs the one-call step, bitwise what the loss composed from Python gives."""
+    from pynn.engine.network import Network
+    from pynn.sklearn.rules import ScikitLearnLoss
+    X, y = make_classification(n_samples=300, n_features=12, n_informative=6,
+                               n_classes=classes, random_state=0)
+    calls = []
+    real = Network.train_step
+    monkeypatch.setattr(Network, "train_step",
+                        lambda self, *args: calls.append(1) or real(self, *args))
+    params = dict(hidden_layer_sizes=(9,), solver=solver, alpha=1e-3, batch_size=32,
+                  max_iter=4, random_state=0, tol=0.0, n_iter_no_change=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fused = MLPClassifier(**params).fit(X, y)
+        assert len(calls) == 4 * 10  # ceil(300 / 32) batches x 4 epochs
+        monkeypatch.setattr(ScikitLearnLoss, "step_kernel", lambda self, target: None)
+        composed = MLPClassifier(**params).fit(X, y)
+    assert len(calls) == 40
+    for a, b in zip(fused.coefs_ + fused.intercepts_, composed.coefs_ + composed.intercepts_):
+        assert a.tobytes() == b.tobytes()
+    assert fused.loss_curve_ == composed.loss_curve_
+
+
 def test_early_stopping_matches_sklearn(small_multiclass):
     X, y = small_multiclass
     params = {"hidden_layer_sizes": (16,), "solver": "sgd", "learning_rate_init": 0.05, "max_iter": 40,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .. import ops
+from .. import _core, ops
 from ..nn.losses import Loss
 
 __all__ = ["ScikitLearnLoss", "invscaling_rate"]
@@ -59,6 +59,21 @@ class ScikitLearnLoss(Loss):
             self._scale_value = self._scale_grad = float(n_outputs)
         else:
             raise ValueError(f"unknown output activation {out_activation!r}")
+
+    def step_kernel(self, target: np.ndarray) -> tuple[int, float] | None:
+        """Where this loss is one of the engine's C kernels unscaled (softmax over classes, a
+        single logistic output), that kernel: the estimators then train with the one-call step
+        (gather, forward, loss, backward in one C call), bitwise the same; None otherwise."""
+        if self._scale_value != 1.0 or self._scale_grad != 1.0 or \
+                type(self)._kernel is not ScikitLearnLoss._kernel:
+            return None
+        if self.out_activation == "softmax":
+            kind = "xent_labels" if target.ndim == 1 else "xent_probs"
+        elif self.out_activation == "logistic":
+            kind = "bce"
+        else:
+            return None
+        return _core.LOSS_KINDS[kind], 0.0
 
     def _kernel(self, outputs, target, sample_weight, out):
         value, grad = self._fused(outputs, target, sample_weight=sample_weight, out=out)
