@@ -186,8 +186,8 @@ def test_estimator_one_call_step_is_the_composed_step_bitwise(classes, solver, m
     real = Network.train_step
     monkeypatch.setattr(Network, "train_step",
                         lambda self, *args: calls.append(1) or real(self, *args))
-    params = dict(hidden_layer_sizes=(9,), solver=solver, alpha=1e-3, batch_size=32,
-                  max_iter=4, random_state=0, tol=0.0, n_iter_no_change=10)
+    params = {"hidden_layer_sizes": (9,), "solver": solver, "alpha": 1e-3, "batch_size": 32,
+              "max_iter": 4, "random_state": 0, "tol": 0.0, "n_iter_no_change": 10}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fused = MLPClassifier(**params).fit(X, y)
