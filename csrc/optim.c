@@ -26,6 +26,36 @@
                    (T * theta, T * sum, const T *grad, pn_size P, T clr, T eps, T wd));
 DECLARE_OPTIM_KERNELS(float, f32)
 DECLARE_OPTIM_KERNELS(double, f64)
+PN_DECLARE_ISA(double, pn_l2_kernel_f32, (float *grad, const float *w, pn_size P, float c));
+PN_DECLARE_ISA(double, pn_l2_kernel_f64, (double *grad, const double *w, pn_size P, double c));
+
+/* The L2 penalty's sum is cut in blocks of at least this many entries, at most PN_L2_BLOCKS of
+ * them (sized by P alone), summed in block order: the same at any thread count. */
+#define PN_L2_MIN_BLOCK 8192
+#define PN_L2_BLOCKS 256
+
+#define DEFINE_L2(T, SUF)                                                                     \
+    double pn_l2_penalty_##SUF(T *grad, const T *w, pn_size P, double c) {                    \
+        if (P <= 0) return 0.0;                                                               \
+        pn_size block = (P + PN_L2_BLOCKS - 1) / PN_L2_BLOCKS;                                \
+        block = block < PN_L2_MIN_BLOCK ? PN_L2_MIN_BLOCK : (block + 63) / 64 * 64;           \
+        const pn_size nb = (P + block - 1) / block;                                           \
+        double part[PN_L2_BLOCKS];                                                            \
+        int nt = pn_threads_here((double)P * (grad ? 2.0 : 1.0), PN_GRAIN);                   \
+        if (nt > nb) nt = (int)nb;                                                            \
+        PN_OMP(parallel for num_threads(nt) schedule(static) if (nt > 1))                    \
+        for (pn_size b = 0; b < nb; b++) {                                                    \
+            pn_size lo = b * block, n = P - lo < block ? P - lo : block;                      \
+            part[b] = PN_DISPATCH(pn_l2_kernel_##SUF)(grad ? grad + lo : NULL, w + lo, n,     \
+                                                       (T)c);                                 \
+        }                                                                                     \
+        double total = 0;                                                                     \
+        for (pn_size b = 0; b < nb; b++) total += part[b];                                    \
+        return total;                                                                         \
+    }
+
+DEFINE_L2(float, f32)
+DEFINE_L2(double, f64)
 
 #define DEFINE_OPTIM(T, SUF)                                                                  \
     void pn_sgd_step_##SUF(T *params, T *velocity, const T *grads, pn_size P, double lr,      \

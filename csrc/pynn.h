@@ -144,6 +144,11 @@ void pn_sgd_step_f32(float *params, float *velocity, const float *grads, pn_size
                      double momentum, int nesterov, double weight_decay);
 void pn_sgd_step_f64(double *params, double *velocity, const double *grads, pn_size P,
                      double lr, double momentum, int nesterov, double weight_decay);
+/* An L2 penalty's pass over one weight buffer of P entries: grad += c w (grad NULL: skipped;
+ * grad and w must not overlap); returns sum w^2 (in double, in an order fixed by P and the ISA,
+ * never by the thread count). */
+double pn_l2_penalty_f32(float *grad, const float *w, pn_size P, double c);
+double pn_l2_penalty_f64(double *grad, const double *w, pn_size P, double c);
 /* Adam with decoupled weight decay (AdamW) and PyTorch's bias correction; step >= 1. */
 void pn_adam_step_f32(float *params, float *m, float *v, const float *grads, pn_size P,
                       int64_t step, double lr, double beta1, double beta2, double eps,

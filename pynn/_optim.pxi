@@ -5,6 +5,8 @@ cdef extern from "pynn.h" nogil:
                          double lr, double momentum, int nesterov, double weight_decay)
     void pn_sgd_step_f64(double *params, double *velocity, const double *grads, pn_size P,
                          double lr, double momentum, int nesterov, double weight_decay)
+    double pn_l2_penalty_f32(float *grad, const float *w, pn_size P, double c)
+    double pn_l2_penalty_f64(double *grad, const double *w, pn_size P, double c)
     void pn_adam_step_f32(float *params, float *m, float *v, const float *grads, pn_size P,
                           int64_t step, double lr, double beta1, double beta2, double eps,
                           double weight_decay)
@@ -25,17 +27,17 @@ cdef extern from "pynn.h" nogil:
                              double weight_decay)
 
 
-cdef cnp.ndarray _state_array(object arr, str name, cnp.ndarray params):
-    """A buffer updated in place: params' shape and dtype, C-contiguous, writeable, and not
-    overlapping params."""
+cdef cnp.ndarray _state_array(object arr, str name, cnp.ndarray params, str of="params"):
+    """A buffer updated in place: the shape and dtype of params (named `of`), C-contiguous,
+    writeable."""
     if not isinstance(arr, cnp.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray (it is updated in place), got "
                         f"{type(arr).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>arr
     if a.dtype != params.dtype:
-        raise TypeError(f"{name} must have the dtype of params {params.dtype}, got {a.dtype}")
+        raise TypeError(f"{name} must have the dtype of {of} {params.dtype}, got {a.dtype}")
     if (<object>a).shape != (<object>params).shape:
-        raise ValueError(f"{name} must have the shape of params "
+        raise ValueError(f"{name} must have the shape of {of} "
                          f"{_shape_str((<object>params).shape)}, got "
                          f"{_shape_str((<object>a).shape)}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
@@ -202,3 +204,24 @@ def adagrad_step(params, grads, state_sum, step, lr=1e-2, lr_decay=0.0, eps=1e-1
         with nogil:
             pn_adagrad_step_f64(<double *>pp, <double *>sp, <const double *>gp, P, t, lr_,
                                 decay, eps_, wd)
+
+
+def l2_penalty(weights, grads, coef):
+    """sum(weights**2), adding coef * weights into grads on the way; see pynn.ops.l2_penalty."""
+    cdef cnp.ndarray w = _float_array(weights, "weights")
+    cdef double c = _finite_float(coef, "coef")
+    cdef cnp.ndarray g = None
+    if grads is not None:
+        g = _state_array(grads, "grads", w, "weights")
+        _no_overlap([("weights", w), ("grads", g)])
+    cdef pn_size P = cnp.PyArray_SIZE(w)
+    cdef const void *wp = cnp.PyArray_DATA(w)
+    cdef void *gp = _data_or_null(g)
+    cdef double total
+    if _is_f32(w):
+        with nogil:
+            total = pn_l2_penalty_f32(<float *>gp, <const float *>wp, P, c)
+    else:
+        with nogil:
+            total = pn_l2_penalty_f64(<double *>gp, <const double *>wp, P, c)
+    return total

@@ -327,6 +327,16 @@ def sgd_step(params: np.ndarray, grads: np.ndarray, velocity: np.ndarray | None,
         params += velocity
 
 
+def l2_penalty(weights: np.ndarray, grads: np.ndarray | None = None, *,
+               coef: float = 0.0) -> float:
+    """sum(w^2) in float64; grads += coef * w (rounded to grads' dtype) when given."""
+    w = np.asarray(weights)
+    if grads is not None:
+        grads += w.dtype.type(coef) * w
+    w64 = w.astype(np.float64).ravel()
+    return float(np.dot(w64, w64))
+
+
 def adam_step(params: np.ndarray, grads: np.ndarray, m: np.ndarray, v: np.ndarray, *,
               step: int, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
               eps: float = 1e-8, weight_decay: float = 0.0) -> None:

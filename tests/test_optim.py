@@ -205,3 +205,51 @@ def test_the_flush_is_undone_after_the_step(threads, dtype=np.float32):
         b = np.full((300, 300), 1e-19, dtype)  # ...1e-42: a subnormal, on every thread
         c = ops.matmul(a, b)
         assert (c > 0).all() and (c < np.finfo(dtype).tiny).all()
+
+
+# ---- the L2 penalty's pass: sum of squares and grads += coef * w ------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES + [3 * 8192 + 5, (1 << 21) + 7])
+def test_l2_penalty_matches_reference(isa, rng, size, dtype):
+    w, g = _buffers(rng, size, dtype, 2)
+    g_ref = g.copy()
+    got = ops.l2_penalty(w, g, coef=0.3)
+    want = ref.l2_penalty(w, g_ref, coef=0.3)
+    assert got == pytest.approx(want, rel=1e-12)  # float64 sums of squares
+    np.testing.assert_allclose(g, g_ref, **TOL[dtype])
+    g_before = g.copy()
+    assert ops.l2_penalty(w) == got  # the sum alone, the same order
+    assert ops.l2_penalty(w.reshape(-1, 1)) == got  # any shape: the flat buffer
+    np.testing.assert_array_equal(g, g_before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l2_penalty_bitwise_at_1_and_2_threads(threads, rng, dtype):
+    w, g = _buffers(rng, (1 << 20) + 3, dtype, 2)
+    results = []
+    for n in (1, 2):
+        threads(n)
+        gg = g.copy()
+        results.append((ops.l2_penalty(w, gg, coef=1e-3), gg))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_bad_l2_penalty_arguments(rng):
+    w, g = _buffers(rng, 10, np.float32, 2)
+    bufs = [w, g]
+    l2 = ops.l2_penalty
+    _unchanged_after(ValueError, "coef must be finite", l2, bufs, w, g, coef=np.inf)
+    _unchanged_after(TypeError, "coef must be a real number", l2, bufs, w, g, coef="0.1")
+    _unchanged_after(TypeError, "grads must have the dtype of weights", l2, bufs, w,
+                     g.astype(np.float64), coef=0.1)
+    _unchanged_after(ValueError, "grads must have the shape of weights", l2, bufs, w, g[:5],
+                     coef=0.1)
+    _unchanged_after(ValueError, "weights and grads must not overlap", l2, bufs, w, w, coef=0.1)
+    _unchanged_after(TypeError, "weights must have dtype float32 or float64", l2, bufs,
+                     np.zeros(10, np.int32), g, coef=0.1)
+    ro = g.copy()
+    ro.flags.writeable = False
+    _unchanged_after(ValueError, "grads must be writeable", l2, bufs, w, ro, coef=0.1)
+    assert l2(np.zeros(0, np.float32)) == 0.0

@@ -95,5 +95,26 @@
         }                                                                                     \
     }
 
+/* The L2 penalty's two passes in one: grad += c w (grad NULL: skipped), and sum w^2 in double
+ * (per-lane partials: an order fixed by the ISA, never by the threads). */
+#define DEFINE_L2_KERNEL(T, SUF)                                                              \
+    double PN_ISA_FN(pn_l2_kernel_##SUF)(T * grad, const T *w, pn_size P, T c) {              \
+        double s = 0;                                                                         \
+        if (grad) {                                                                           \
+            PN_SIMD_SUM(s)                                                                    \
+            for (pn_size i = 0; i < P; i++) {                                                 \
+                T wi = w[i];                                                                  \
+                grad[i] += c * wi;                                                            \
+                s += (double)wi * (double)wi;                                                 \
+            }                                                                                 \
+        } else {                                                                              \
+            PN_SIMD_SUM(s)                                                                    \
+            for (pn_size i = 0; i < P; i++) s += (double)w[i] * (double)w[i];                 \
+        }                                                                                     \
+        return s;                                                                             \
+    }
+
+DEFINE_L2_KERNEL(float, f32)
+DEFINE_L2_KERNEL(double, f64)
 DEFINE_OPTIM_KERNELS(float, f32, sqrtf)
 DEFINE_OPTIM_KERNELS(double, f64, sqrt)

@@ -32,12 +32,8 @@ class L2:
         self._views: list = []
 
     def bind(self, layers: Sequence, dtype: np.dtype) -> None:
-        """Views of the layers' W and dW, with scratch space (no allocation per step)."""
-        longest = max(layer.W.size for layer in layers)
-        zeros = np.zeros(longest, dtype=dtype)
-        scratch = np.empty(longest, dtype=dtype)
-        self._views = [(layer.W.reshape(-1), layer.dW.reshape(-1), zeros[:layer.W.size],
-                        scratch[:layer.W.size]) for layer in layers]
+        """Flat views of the layers' W and dW."""
+        self._views = [(layer.W.reshape(-1), layer.dW.reshape(-1)) for layer in layers]
 
     def _coefficient(self, batch_weight: float) -> float:
         return self.alpha / batch_weight if self.per_sample else self.alpha
@@ -46,24 +42,19 @@ class L2:
         """The term added to the loss of a batch of this total sample weight."""
         if not self.alpha:
             return 0.0
-        total = 0.0
-        for w, _, zeros, scratch in self._views:
-            # a fixed-order C reduction: NumPy's dot would split over OpenBLAS threads and the
-            # reported loss would depend on the thread count
-            mean_square, _ = ops.mse(w, zeros, out=scratch)
-            total += mean_square * w.size
+        # a fixed-order C reduction: NumPy's dot would split over OpenBLAS threads and the
+        # reported loss would depend on the thread count
+        total = sum(ops.l2_penalty(w) for w, _ in self._views)
         return 0.5 * self._coefficient(batch_weight) * total
 
     def add_gradient(self, batch_weight: float) -> float:
-        """dW += c·W for every layer (c = alpha, or alpha / batch_weight); returns `value`."""
+        """dW += c·W for every layer (c = alpha, or alpha / batch_weight); returns `value`.
+        One pass per layer: the sum of squares and the gradient together."""
         if not self.alpha:
             return 0.0
-        value = self.value(batch_weight)
-        for w, dw, _, scratch in self._views:
-            c = w.dtype.type(self._coefficient(batch_weight))
-            np.multiply(w, c, out=scratch)
-            np.add(dw, scratch, out=dw)
-        return value
+        c = self._coefficient(batch_weight)
+        total = sum(ops.l2_penalty(w, dw, coef=c) for w, dw in self._views)
+        return 0.5 * c * total
 
     def __repr__(self) -> str:
         return f"L2(alpha={self.alpha!r}, per_sample={self.per_sample!r})"
@@ -89,23 +80,23 @@ class LayerPenalties:
     def value(self) -> float:
         total = 0.0
         for w, _, l1, l2 in self._terms:
-            zeros, scratch = self._zeros[:w.size], self._scratch[:w.size]
             if l1:
+                zeros, scratch = self._zeros[:w.size], self._scratch[:w.size]
                 total += l1 * ops.mae(w, zeros, out=scratch)[0] * w.size
             if l2:
-                total += l2 * ops.mse(w, zeros, out=scratch)[0] * w.size
+                total += l2 * ops.l2_penalty(w)
         return total
 
     def add_gradient(self) -> float:
         """dW += l1·sign(W) + 2·l2·W for every penalised layer; returns `value`."""
-        value = self.value()
+        total = 0.0
         for w, dw, l1, l2 in self._terms:
-            scratch = self._scratch[:w.size]
             if l1:
+                zeros, scratch = self._zeros[:w.size], self._scratch[:w.size]
+                total += l1 * ops.mae(w, zeros, out=scratch)[0] * w.size
                 np.sign(w, out=scratch)
                 scratch *= scratch.dtype.type(l1)
                 dw += scratch
             if l2:
-                np.multiply(w, scratch.dtype.type(2 * l2), out=scratch)
-                dw += scratch
-        return value
+                total += l2 * ops.l2_penalty(w, dw, coef=2 * l2)
+        return total
