@@ -1,11 +1,15 @@
-/* AVX-512 micro-kernels: 12 x 32 float32 and 12 x 16 float64 tiles, 24 zmm accumulators (of 32
+/* AVX-512 micro-kernels: 8 x 32 float32 and 8 x 16 float64 tiles, 16 zmm accumulators (of 32
  * registers); masked tails need no staging. */
 #include <immintrin.h>
 
 #include "gemm_kernel.h"
 
 #define ISA avx512
-#define MR 12
+/* 8 rows, not 12: on Zen 4 (512-bit ops on 256-bit units) the 8 x 32 float32 tile ran the
+ * MLP's products 3-16% faster than 12 x 32 (32 x 784 x 256: 97 -> 112 GFLOP/s of 117; the
+ * batch-32 epoch 0.92x the time), the 8 x 16 float64 tile 4-15%; 16 accumulators still cover
+ * two FMA pipes of 4-cycle latency. */
+#define MR 8
 
 /* ---- packing of full micro-panels (the formats of gemm_kernel.h), vectorised: a transposed
  * operand goes through in-register 16 x 16 (float32) or 8 x 8 (float64) transposes, where the
@@ -37,28 +41,6 @@ static inline __attribute__((always_inline)) void transpose16_ps(__m512 r[16]) {
     for (int q = 0; q < 16; q++) r[q] = t[q];
 }
 
-/* 12 rows of A (row stride lda) into a 12-row micro-panel, 16 k at a time. */
-static void pack_a_n12_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
-                           pn_size kc) {
-    pn_size p = 0;
-    for (; p + 16 <= kc; p += 16) {
-        __m512 r[16];
-        for (int i = 0; i < 12; i++) r[i] = _mm512_loadu_ps(src + i * lda + p);
-        for (int i = 12; i < 16; i++) r[i] = _mm512_setzero_ps();
-        transpose16_ps(r);
-        for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (p + q) * 12, 0x0FFF, r[q]);
-    }
-    for (; p < kc; p++)
-        for (int i = 0; i < 12; i++) dst[p * 12 + i] = src[i * lda + p];
-}
-
-/* op(A) = stored^T: 12 contiguous values per k step. */
-static void pack_a_t12_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
-                           pn_size kc) {
-    for (pn_size p = 0; p < kc; p++)
-        _mm512_mask_storeu_ps(dst + p * 12, 0x0FFF, _mm512_maskz_loadu_ps(0x0FFF, src + p * lda));
-}
-
 /* op(B) = stored^T: 32 stored rows (contiguous in k) into a 32-column micro-panel. */
 static void pack_b_t32_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size ldb,
                            pn_size kc) {
@@ -74,8 +56,29 @@ static void pack_b_t32_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src,
         for (int j = 0; j < 32; j++) dst[p * 32 + j] = src[j * ldb + p];
 }
 
-#define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n12_f32(dst, src, lda, kc)
-#define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t12_f32(dst, src, lda, kc)
+/* 8 rows of A (row stride lda) into an 8-row micro-panel, 16 k at a time. */
+static void pack_a_n8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
+                          pn_size kc) {
+    pn_size p = 0;
+    for (; p + 16 <= kc; p += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_ps(src + i * lda + p);
+        for (int i = 8; i < 16; i++) r[i] = _mm512_setzero_ps();
+        transpose16_ps(r);
+        for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (p + q) * 8, 0x00FF, r[q]);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * lda + p];
+}
+
+/* op(A) = stored^T: 8 contiguous values per k step. */
+static void pack_a_t8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
+                          pn_size kc) {
+    for (pn_size p = 0; p < kc; p++)
+        _mm256_storeu_ps(dst + p * 8, _mm256_loadu_ps(src + p * lda));
+}
+#define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n8_f32(dst, src, lda, kc)
+#define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t8_f32(dst, src, lda, kc)
 #define PACK_B_T_FULL(dst, src, ldb, kc) pack_b_t32_f32(dst, src, ldb, kc)
 
 /* ---- float32 ---- */
@@ -140,33 +143,7 @@ static inline __attribute__((always_inline)) void transpose8_pd(__m512d r[8]) {
     }
 }
 
-static void pack_a_n12_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
-                           pn_size kc) {
-    pn_size p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        __m512d r[8], s[8];
-        for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(src + i * lda + p);
-        for (int i = 0; i < 4; i++) s[i] = _mm512_loadu_pd(src + (8 + i) * lda + p);
-        for (int i = 4; i < 8; i++) s[i] = _mm512_setzero_pd();
-        transpose8_pd(r);
-        transpose8_pd(s);
-        for (int q = 0; q < 8; q++) {
-            _mm512_storeu_pd(dst + (p + q) * 12, r[q]);
-            _mm512_mask_storeu_pd(dst + (p + q) * 12 + 8, 0x0F, s[q]);
-        }
-    }
-    for (; p < kc; p++)
-        for (int i = 0; i < 12; i++) dst[p * 12 + i] = src[i * lda + p];
-}
 
-static void pack_a_t12_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
-                           pn_size kc) {
-    for (pn_size p = 0; p < kc; p++) {
-        _mm512_storeu_pd(dst + p * 12, _mm512_loadu_pd(src + p * lda));
-        _mm512_mask_storeu_pd(dst + p * 12 + 8, 0x0F,
-                              _mm512_maskz_loadu_pd(0x0F, src + p * lda + 8));
-    }
-}
 
 static void pack_b_t16_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size ldb,
                            pn_size kc) {
@@ -182,11 +159,29 @@ static void pack_b_t16_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT sr
         for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * ldb + p];
 }
 
+/* 8 rows of A into an 8-row micro-panel, 8 k at a time. */
+static void pack_a_n8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
+                          pn_size kc) {
+    pn_size p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m512d r[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(src + i * lda + p);
+        transpose8_pd(r);
+        for (int q = 0; q < 8; q++) _mm512_storeu_pd(dst + (p + q) * 8, r[q]);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * lda + p];
+}
+
+static void pack_a_t8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
+                          pn_size kc) {
+    for (pn_size p = 0; p < kc; p++) _mm512_storeu_pd(dst + p * 8, _mm512_loadu_pd(src + p * lda));
+}
 #undef PACK_A_N_FULL
 #undef PACK_A_T_FULL
 #undef PACK_B_T_FULL
-#define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n12_f64(dst, src, lda, kc)
-#define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t12_f64(dst, src, lda, kc)
+#define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n8_f64(dst, src, lda, kc)
+#define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t8_f64(dst, src, lda, kc)
 #define PACK_B_T_FULL(dst, src, ldb, kc) pack_b_t16_f64(dst, src, ldb, kc)
 
 /* ---- float64 ---- */

@@ -8,7 +8,7 @@ from pynn import reference as ref
 
 DTYPES = [np.float32, np.float64]
 ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
-# Edge sizes around the register tiles (generic 4x8/4x4, AVX2 6x16/6x8, AVX-512 12x32/12x16),
+# Edge sizes around the register tiles (generic 4x8/4x4, AVX2 6x16/6x8, AVX-512 8x32/8x16),
 # the row-kernel threshold (2 rows), bottom edges of 1-2 rows over 3+ panels (the 3-panel
 # edge kernel), the K slices (KC = 256; 320 for AVX2 float32) and, wider than 8 B micro-panels
 # per thread (A packed, not read in place), K past the packing's 16 x 16 and 8 x 8 transposes.
