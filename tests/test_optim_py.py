@@ -124,3 +124,25 @@ def test_repr_is_readable():
     assert repr(pynn.SGD(0.05, momentum=0.9)) == "SGD(lr=0.05, momentum=0.9)"
     assert repr(pynn.Adam()) == "Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)"
     assert math.isclose(pynn.SGD(pynn.Constant(0.2)).learning_rate(5), 0.2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clipnorm_scales_the_gradient_to_its_bound(dtype, threads):
+    """clipnorm: a gradient longer than the bound is scaled to it (its direction kept), a
+    shorter one is left alone; the norm is the same at 1 and 2 threads."""
+    g = np.random.default_rng(0).standard_normal(70_001).astype(dtype)
+    norm = float(np.linalg.norm(g.astype(np.float64)))
+    tol = {"rtol": 1e-5 if dtype == np.float32 else 1e-12}
+    for bound in (norm / 3, norm * 2):
+        steps = []
+        for n_threads in (1, 2):
+            threads(n_threads)
+            opt = pynn.SGD(1.0, clipnorm=bound)
+            params = np.zeros_like(g)
+            opt.step(params, g.copy())
+            steps.append(-params)
+        np.testing.assert_array_equal(steps[0], steps[1])
+        want = g * min(1.0, bound / norm)
+        np.testing.assert_allclose(steps[0], want, **tol)
+        assert float(np.linalg.norm(steps[0].astype(np.float64))) == \
+            pytest.approx(min(bound, norm), rel=tol["rtol"])

@@ -360,12 +360,7 @@ class Optimizer:
         if self.clipvalue is not None:
             np.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
         if self.clipnorm is not None:
-            scratch = getattr(self, "_clip_scratch", None)
-            if scratch is None or scratch[0].shape != grads.shape or \
-                    scratch[0].dtype != grads.dtype:
-                scratch = self._clip_scratch = (np.zeros_like(grads), np.empty_like(grads))
-            mean_square, _ = ops.mse(grads, scratch[0], out=scratch[1])
-            norm = math.sqrt(mean_square * grads.size)
+            norm = math.sqrt(ops.l2_penalty(grads))
             if norm > self.clipnorm:  # a NaN norm is left to the divergence guard
                 grads *= grads.dtype.type(self.clipnorm / norm)
         return grads

@@ -78,25 +78,23 @@ class LayerPenalties:
         return cls(terms, dtype) if terms else None
 
     def value(self) -> float:
-        total = 0.0
-        for w, _, l1, l2 in self._terms:
-            if l1:
-                zeros, scratch = self._zeros[:w.size], self._scratch[:w.size]
-                total += l1 * ops.mae(w, zeros, out=scratch)[0] * w.size
-            if l2:
-                total += l2 * ops.l2_penalty(w)
-        return total
+        return self._pass(gradient=False)
 
     def add_gradient(self) -> float:
         """dW += l1·sign(W) + 2·l2·W for every penalised layer; returns `value`."""
+        return self._pass(gradient=True)
+
+    def _pass(self, gradient: bool) -> float:
+        """The penalties' value, with `gradient` their gradients added to dW on the way."""
         total = 0.0
         for w, dw, l1, l2 in self._terms:
             if l1:
                 zeros, scratch = self._zeros[:w.size], self._scratch[:w.size]
                 total += l1 * ops.mae(w, zeros, out=scratch)[0] * w.size
-                np.sign(w, out=scratch)
-                scratch *= scratch.dtype.type(l1)
-                dw += scratch
+                if gradient:
+                    np.sign(w, out=scratch)
+                    scratch *= scratch.dtype.type(l1)
+                    dw += scratch
             if l2:
-                total += l2 * ops.l2_penalty(w, dw, coef=2 * l2)
+                total += l2 * ops.l2_penalty(w, dw if gradient else None, coef=2 * l2)
         return total
