@@ -3,29 +3,10 @@
 #include <immintrin.h>
 
 #include "gemm_kernel.h"
+#include "gemm_transpose.h"
 
 #define ISA avx2
 #define MR 6
-
-/* 8 x 8 transpose: r[q] becomes column q. */
-static inline __attribute__((always_inline)) void transpose8_ps(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
 
 /* 6 rows of A (row stride lda) into a 6-row micro-panel: 6 x 8 blocks transposed in registers;
  * each 8-wide store overlaps the next group's first 2 (rewritten next; the last spills into the
@@ -33,13 +14,7 @@ static inline __attribute__((always_inline)) void transpose8_ps(__m256 r[8]) {
 static void pack_a_n6_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
                           pn_size kc) {
     pn_size p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(src + i * lda + p);
-        r[6] = r[7] = _mm256_setzero_ps();
-        transpose8_ps(r);
-        for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * 6, r[q]);
-    }
+    for (; p + 8 <= kc; p += 8) transpose8x8_ps(dst + p * 6, 6, src + p, lda, 6);
     for (; p < kc; p++)
         for (int i = 0; i < 6; i++) dst[p * 6 + i] = src[i * lda + p];
 }
@@ -52,24 +27,15 @@ static void pack_a_t6_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, 
         _mm256_storeu_ps(dst + p * 6, _mm256_maskload_ps(src + p * lda, six));
 }
 
-/* op(B) = stored^T: 16 stored rows (contiguous in k) into a 16-column micro-panel. */
+/* op(B) = stored^T: 16 stored rows (contiguous in k) into a 16-column micro-panel, eight rows
+ * at a time along all of kc (fewer read streams: rows 4 KiB apart share L1 sets). */
 static void pack_b_t16_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size ldb,
                            pn_size kc) {
-    pn_size p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        __m256 r[8], s[8];
-        for (int j = 0; j < 8; j++) {
-            r[j] = _mm256_loadu_ps(src + j * ldb + p);
-            s[j] = _mm256_loadu_ps(src + (j + 8) * ldb + p);
-        }
-        transpose8_ps(r);
-        transpose8_ps(s);
-        for (int q = 0; q < 8; q++) {
-            _mm256_storeu_ps(dst + (p + q) * 16, r[q]);
-            _mm256_storeu_ps(dst + (p + q) * 16 + 8, s[q]);
-        }
-    }
-    for (; p < kc; p++)
+    const pn_size k8 = kc / 8 * 8;
+    for (int j = 0; j < 16; j += 8)
+        for (pn_size p = 0; p < k8; p += 8)
+            transpose8x8_ps(dst + p * 16 + j, 16, src + j * ldb + p, ldb, 8);
+    for (pn_size p = k8; p < kc; p++)
         for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * ldb + p];
 }
 
@@ -119,32 +85,17 @@ static void pack_b_t16_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src,
 #undef V_MASK
 #undef V_LOADM
 
-/* 4 x 4 transpose: r[q] becomes column q. */
-static inline __attribute__((always_inline)) void transpose4_pd(__m256d r[4]) {
-    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
-
 static void pack_a_n6_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
                           pn_size kc) {
     pn_size p = 0;
     for (; p + 4 <= kc; p += 4) {
-        __m256d r[4];
-        for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(src + i * lda + p);
-        transpose4_pd(r);
+        transpose4x4_pd(dst + p * 6, 6, src + p, lda);
         __m256d r4 = _mm256_loadu_pd(src + 4 * lda + p), r5 = _mm256_loadu_pd(src + 5 * lda + p);
         __m256d lo = _mm256_unpacklo_pd(r4, r5), hi = _mm256_unpackhi_pd(r4, r5);
         /* lo = (r4[0], r5[0], r4[2], r5[2]), hi = (r4[1], r5[1], r4[3], r5[3]) */
         __m128d tail[4] = {_mm256_castpd256_pd128(lo), _mm256_castpd256_pd128(hi),
                            _mm256_extractf128_pd(lo, 1), _mm256_extractf128_pd(hi, 1)};
-        for (int q = 0; q < 4; q++) {
-            _mm256_storeu_pd(dst + (p + q) * 6, r[q]);
-            _mm_storeu_pd(dst + (p + q) * 6 + 4, tail[q]);
-        }
+        for (int q = 0; q < 4; q++) _mm_storeu_pd(dst + (p + q) * 6 + 4, tail[q]);
     }
     for (; p < kc; p++)
         for (int i = 0; i < 6; i++) dst[p * 6 + i] = src[i * lda + p];
@@ -160,21 +111,11 @@ static void pack_a_t6_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src
 
 static void pack_b_t8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size ldb,
                           pn_size kc) {
-    pn_size p = 0;
-    for (; p + 4 <= kc; p += 4) {
-        __m256d r[4], s[4];
-        for (int j = 0; j < 4; j++) {
-            r[j] = _mm256_loadu_pd(src + j * ldb + p);
-            s[j] = _mm256_loadu_pd(src + (j + 4) * ldb + p);
-        }
-        transpose4_pd(r);
-        transpose4_pd(s);
-        for (int q = 0; q < 4; q++) {
-            _mm256_storeu_pd(dst + (p + q) * 8, r[q]);
-            _mm256_storeu_pd(dst + (p + q) * 8 + 4, s[q]);
-        }
-    }
-    for (; p < kc; p++)
+    const pn_size k4 = kc / 4 * 4;
+    for (int j = 0; j < 8; j += 4)
+        for (pn_size p = 0; p < k4; p += 4)
+            transpose4x4_pd(dst + p * 8 + j, 8, src + j * ldb + p, ldb);
+    for (pn_size p = k4; p < kc; p++)
         for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * ldb + p];
 }
 

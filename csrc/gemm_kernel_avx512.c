@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "gemm_kernel.h"
+#include "gemm_transpose.h"
 
 #define ISA avx512
 /* 8 rows, not 12: on Zen 4 (512-bit ops on 256-bit units) the 8 x 32 float32 tile ran the
@@ -12,34 +13,10 @@
 #define MR 8
 
 /* ---- packing of full micro-panels (the formats of gemm_kernel.h), vectorised: a transposed
- * operand goes through 8 x 8 (float32) or 4 x 4 (float64) blocks transposed in 256-bit
- * registers, each register loaded as the 128-bit halves of two rows (the load does the
- * lane-crossing step): two in-lane shuffles per 8 floats, where the 16 x 16 zmm transpose took
- * four 512-bit ones per 16 (Zen 4 runs those at half rate). Packing a 1024 x 1024 W^T, L3 to
+ * operand goes through the 256-bit block transposes of gemm_transpose.h, where a 16 x 16 zmm
+ * transpose took four 512-bit shuffles per 16 floats (Zen 4 runs those at half rate). Packing a 1024 x 1024 W^T, L3 to
  * L2: 11.5 -> 20 GB/s, from L2 17 -> 39 GB/s; the dx product 16 x 1024 x 1024 0.69x the
  * time, 128 x 1024 x 1024 0.96x (Zen 4, both builds at once on the two cores). */
-
-/* dst[q * ldd + i] = src[i * lds + q] for an 8 x 8 block. */
-static inline __attribute__((always_inline)) void transpose8x8_ps(float *PN_RESTRICT dst,
-                                                                  pn_size ldd,
-                                                                  const float *PN_RESTRICT src,
-                                                                  pn_size lds) {
-    __m256 r[8]; /* r[i], r[4 + i]: columns 0-3, 4-7 of rows i (low lane) and i + 4 (high) */
-    for (int i = 0; i < 4; i++)
-        for (int h = 0; h < 2; h++)
-            r[4 * h + i] = _mm256_insertf128_ps(
-                _mm256_castps128_ps256(_mm_loadu_ps(src + i * lds + 4 * h)),
-                _mm_loadu_ps(src + (i + 4) * lds + 4 * h), 1);
-    for (int h = 0; h < 2; h++) {
-        const __m256 *q = r + 4 * h;
-        __m256 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpackhi_ps(q[0], q[1]);
-        __m256 t2 = _mm256_unpacklo_ps(q[2], q[3]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
-        _mm256_storeu_ps(dst + (4 * h + 0) * ldd, _mm256_shuffle_ps(t0, t2, 0x44));
-        _mm256_storeu_ps(dst + (4 * h + 1) * ldd, _mm256_shuffle_ps(t0, t2, 0xEE));
-        _mm256_storeu_ps(dst + (4 * h + 2) * ldd, _mm256_shuffle_ps(t1, t3, 0x44));
-        _mm256_storeu_ps(dst + (4 * h + 3) * ldd, _mm256_shuffle_ps(t1, t3, 0xEE));
-    }
-}
 
 /* op(B) = stored^T: 32 stored rows (contiguous in k) into a 32-column micro-panel, eight rows
  * at a time along all of kc: eight read streams, not 32 (rows 4 KiB apart share L1 sets; 1.35x
@@ -49,7 +26,7 @@ static void pack_b_t32_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src,
     const pn_size k8 = kc / 8 * 8;
     for (int j = 0; j < 32; j += 8)
         for (pn_size p = 0; p < k8; p += 8)
-            transpose8x8_ps(dst + p * 32 + j, 32, src + j * ldb + p, ldb);
+            transpose8x8_ps(dst + p * 32 + j, 32, src + j * ldb + p, ldb, 8);
     for (pn_size p = k8; p < kc; p++)
         for (int j = 0; j < 32; j++) dst[p * 32 + j] = src[j * ldb + p];
 }
@@ -58,7 +35,7 @@ static void pack_b_t32_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src,
 static void pack_a_n8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
                           pn_size kc) {
     pn_size p = 0;
-    for (; p + 8 <= kc; p += 8) transpose8x8_ps(dst + p * 8, 8, src + p, lda);
+    for (; p + 8 <= kc; p += 8) transpose8x8_ps(dst + p * 8, 8, src + p, lda, 8);
     for (; p < kc; p++)
         for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * lda + p];
 }
@@ -115,23 +92,6 @@ static void pack_a_t8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, 
 #undef V_LEAKY
 #undef V_MASK
 #undef V_LOADM
-
-/* dst[q * ldd + i] = src[i * lds + q] for a 4 x 4 block (as transpose8x8_ps). */
-static inline __attribute__((always_inline)) void transpose4x4_pd(double *PN_RESTRICT dst,
-                                                                  pn_size ldd,
-                                                                  const double *PN_RESTRICT src,
-                                                                  pn_size lds) {
-    __m256d r[4]; /* r[i], r[2 + i]: columns 0-1, 2-3 of rows i (low lane) and i + 2 (high) */
-    for (int i = 0; i < 2; i++)
-        for (int h = 0; h < 2; h++)
-            r[2 * h + i] = _mm256_insertf128_pd(
-                _mm256_castpd128_pd256(_mm_loadu_pd(src + i * lds + 2 * h)),
-                _mm_loadu_pd(src + (i + 2) * lds + 2 * h), 1);
-    for (int h = 0; h < 2; h++) {
-        _mm256_storeu_pd(dst + (2 * h + 0) * ldd, _mm256_unpacklo_pd(r[2 * h], r[2 * h + 1]));
-        _mm256_storeu_pd(dst + (2 * h + 1) * ldd, _mm256_unpackhi_pd(r[2 * h], r[2 * h + 1]));
-    }
-}
 
 /* op(B) = stored^T: 16 stored rows into a 16-column micro-panel, 4 rows at a time (as
  * pack_b_t32_f32). */
