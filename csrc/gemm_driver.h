@@ -14,16 +14,23 @@ typedef struct {
     int trans;  /* 1: op(X) = stored^T */
 } FN(operand);
 
-/* The active ISA's micro-kernel table (isa.h's one dispatch rule), except that a product at
- * most one AVX2 tile wide (N <= 16 floats or 8 doubles: an output layer of 10 classes) takes
- * AVX2's table on an AVX-512 machine: its tile, half as wide, wastes half as many lanes (10
- * columns fill 10/16 of it, not 10/32): 1.5-1.8x on the n x 128 x 10 products (Zen 4). The
- * choice depends on N only, never on threads. */
-static const CFG *FN(table_for)(pn_size n) {
+/* The active ISA's micro-kernel table (isa.h's one dispatch rule), except that on an AVX-512
+ * machine a product whose last B micro-panel would be at most half full takes AVX2's table,
+ * whose tile is half as wide: always at N <= 16 floats / 8 doubles (an output layer of 10
+ * classes fills 10/16 of it, not 10/32: 1.5-1.8x on the n x 128 x 10 products), and for wider
+ * N when it pads N at least 1/16 less (AVX2's kernel runs ~6% below AVX-512's at equal width)
+ * and K >= 32 (below, AVX-512's shorter loop won): scikit-learn's default 100 hidden units,
+ * 112 columns instead of 128, the 200 x 784 x 100 forward and dW 0.90x the time (Zen 4). The
+ * choice depends on the shape only, never on threads. */
+static const CFG *FN(table_for)(pn_size n, pn_size k) {
     const CFG *cfg = PN_DISPATCH_PTR(CFG);
 #if defined(PN_HAVE_AVX512) && defined(PN_HAVE_AVX2)
     const CFG *narrow = &PN_CAT(CFG, _avx2);
-    if (cfg == &PN_CAT(CFG, _avx512) && n <= narrow->nr) return narrow;
+    if (cfg == &PN_CAT(CFG, _avx512)) {
+        const pn_size pad_narrow = (n + narrow->nr - 1) / narrow->nr * narrow->nr;
+        const pn_size pad_wide = (n + cfg->nr - 1) / cfg->nr * cfg->nr;
+        if (n <= narrow->nr || (k >= 32 && 16 * pad_narrow < 15 * pad_wide)) return narrow;
+    }
 #endif
     return cfg;
 }
@@ -269,7 +276,7 @@ static int FN(gemm_driver)(T *c, FN(operand) A, FN(operand) B, pn_size m, pn_siz
         if (act != PN_ACT_IDENTITY) FN(pn_activation_forward)(c, c, m, n, act, alpha);
         return 0;
     }
-    const CFG *cfg = FN(table_for)(n);
+    const CFG *cfg = FN(table_for)(n, k);
     const int rows_path = m <= PN_GEMM_ROWS_MAX && !B.trans;
     const int MR = cfg->mr, NR = cfg->nr;
     /* Split C along its longer side: each thread then packs its share of one operand and all
