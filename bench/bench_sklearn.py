@@ -35,10 +35,24 @@ def estimator_params(hidden: list[int], epochs: int) -> dict:
             "n_iter_no_change": epochs + 1, "early_stopping": False}
 
 
+def default_params(epochs: int) -> dict:
+    """scikit-learn's defaults (100 hidden units, Adam lr 1e-3, batch min(200, n), alpha 1e-4),
+    `epochs` epochs without the early stop: what a user gets from MLPClassifier()."""
+    return {"random_state": 0, "max_iter": epochs, "tol": 0.0, "n_iter_no_change": epochs + 1}
+
+
+def case_params(case: dict) -> dict:
+    if case.get("defaults"):
+        return default_params(case["epochs"])
+    return estimator_params(case["hidden"], case["epochs"])
+
+
 CASES = {
     "full": [
         {"dataset": "digits", "hidden": [256, 128], "epochs": 30, "repeats": 3, "budget_s": 60},
         {"dataset": "fashion-mnist", "hidden": [256, 128], "epochs": 2, "repeats": 2,
+         "budget_s": 90},
+        {"dataset": "fashion-mnist", "defaults": True, "epochs": 3, "repeats": 2,
          "budget_s": 90},
     ],
     "quick": [
@@ -53,7 +67,7 @@ CASES = {
 
 
 def run_case(case: dict, threads: int, log=machine_mod.say) -> dict:
-    params = estimator_params(case["hidden"], case["epochs"])
+    params = case_params(case)
     out: dict = {"threads": threads, "impls": {}}
     workers: dict[str, Worker] = {}
     try:
@@ -122,7 +136,8 @@ def table(results: dict) -> str:
                     return format(row[key][-1], fmt) if row.get(key) else "n/a"
                 return format(row[key], fmt) if key in row else "n/a"
             speed = run.get("speedup_vs_sklearn")
-            lines.append(f"| {case['dataset']} ({run.get('n_train', '?')} train) | "
+            label = f"{case['dataset']}{', defaults' if case.get('defaults') else ''}"
+            lines.append(f"| {label} ({run.get('n_train', '?')} train) | "
                          f"{case['epochs']} | {run['threads']} | "
                          f"{cell(sk, 'median_fit_s', '.3f')} | {cell(pn, 'median_fit_s', '.3f')} | "
                          f"{'' if speed is None else f'{speed:.2f}x'} | "
@@ -139,7 +154,7 @@ def run(mode: str = "full", threads: list[int] | None = None, machine: dict | No
     results = {"benchmark": "sklearn", "mode": mode, "date_utc": machine["date_utc"],
                "git": machine.get("git"), "cases": []}
     for case in CASES[mode]:
-        entry = {**case, "params": estimator_params(case["hidden"], case["epochs"]), "runs": []}
+        entry = {**case, "params": case_params(case), "runs": []}
         for t in threads:
             log(f"sklearn-style fit on {case['dataset']}, {case['epochs']} epochs, {t} thread(s)")
             entry["runs"].append(run_case(case, t, log))
