@@ -14,9 +14,10 @@
 
 /* ---- packing of full micro-panels (the formats of gemm_kernel.h), vectorised: a transposed
  * operand goes through the 256-bit block transposes of gemm_transpose.h, where a 16 x 16 zmm
- * transpose took four 512-bit shuffles per 16 floats (Zen 4 runs those at half rate). Packing a 1024 x 1024 W^T, L3 to
- * L2: 11.5 -> 20 GB/s, from L2 17 -> 39 GB/s; the dx product 16 x 1024 x 1024 0.69x the
- * time, 128 x 1024 x 1024 0.96x (Zen 4, both builds at once on the two cores). */
+ * transpose took four 512-bit shuffles per 16 floats (Zen 4 runs those at half rate).
+ * Packing a 1024 x 1024 W^T, L3 to L2: 11.5 -> 20 GB/s, from L2 17 -> 39 GB/s; the dx
+ * product 16 x 1024 x 1024 0.69x the time, 128 x 1024 x 1024 0.96x (Zen 4, both builds at
+ * once on the two cores). */
 
 /* op(B) = stored^T: 32 stored rows (contiguous in k) into a 32-column micro-panel, eight rows
  * at a time along all of kc: eight read streams, not 32 (rows 4 KiB apart share L1 sets; 1.35x

@@ -19,9 +19,9 @@ static inline __attribute__((always_inline)) void transpose8x8_ps(float *PN_REST
     for (int i = 0; i < 4; i++)
         for (int h = 0; h < 2; h++) {
             const __m256 lo = _mm256_castps128_ps256(_mm_loadu_ps(src + i * lds + 4 * h));
-            r[4 * h + i] = i + 4 < rows
-                               ? _mm256_insertf128_ps(lo, _mm_loadu_ps(src + (i + 4) * lds + 4 * h), 1)
-                               : _mm256_insertf128_ps(lo, _mm_setzero_ps(), 1);
+            const __m128 hi = i + 4 < rows ? _mm_loadu_ps(src + (i + 4) * lds + 4 * h)
+                                           : _mm_setzero_ps();
+            r[4 * h + i] = _mm256_insertf128_ps(lo, hi, 1);
         }
     for (int h = 0; h < 2; h++) {
         const __m256 *q = r + 4 * h;
