@@ -11,7 +11,7 @@ ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
 # Edge sizes around the register tiles (generic 4x8/4x4, AVX2 6x16/6x8, AVX-512 8x32/8x16),
 # the row-kernel threshold (2 rows), bottom edges of 1-2 rows over 3+ panels (the 3-panel
 # edge kernel), the K slices (KC = 256; 320 for AVX2 float32) and, wider than 8 B micro-panels
-# per thread (A packed, not read in place), K past the packing's 16 x 16 and 8 x 8 transposes.
+# per thread (A packed, not read in place), K past the packing's 8 x 8 and 4 x 4 transposes.
 SHAPES = [(1, 1, 1), (1, 7, 1), (2, 33, 5), (3, 17, 1), (5, 8, 13), (6, 16, 256), (7, 15, 257),
           (9, 20, 321), (8, 17, 641),
           (12, 32, 255), (13, 33, 511), (17, 10, 128), (31, 64, 1), (97, 5, 300), (1, 300, 784),
