@@ -27,21 +27,9 @@ static void pack_a_t6_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, 
         _mm256_storeu_ps(dst + p * 6, _mm256_maskload_ps(src + p * lda, six));
 }
 
-/* op(B) = stored^T: 16 stored rows (contiguous in k) into a 16-column micro-panel, eight rows
- * at a time along all of kc (fewer read streams: rows 4 KiB apart share L1 sets). */
-static void pack_b_t16_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size ldb,
-                           pn_size kc) {
-    const pn_size k8 = kc / 8 * 8;
-    for (int j = 0; j < 16; j += 8)
-        for (pn_size p = 0; p < k8; p += 8)
-            transpose8x8_ps(dst + p * 16 + j, 16, src + j * ldb + p, ldb, 8);
-    for (pn_size p = k8; p < kc; p++)
-        for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * ldb + p];
-}
-
 #define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n6_f32(dst, src, lda, kc)
 #define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t6_f32(dst, src, lda, kc)
-#define PACK_B_T_FULL(dst, src, ldb, kc) pack_b_t16_f32(dst, src, ldb, kc)
+#define PACK_B_T_FULL(dst, src, ldb, kc) pack_rows_t_ps(dst, src, ldb, kc, 16)
 
 /* ---- float32 ---- */
 #define T float
@@ -109,22 +97,12 @@ static void pack_a_t6_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src
     }
 }
 
-static void pack_b_t8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size ldb,
-                          pn_size kc) {
-    const pn_size k4 = kc / 4 * 4;
-    for (int j = 0; j < 8; j += 4)
-        for (pn_size p = 0; p < k4; p += 4)
-            transpose4x4_pd(dst + p * 8 + j, 8, src + j * ldb + p, ldb);
-    for (pn_size p = k4; p < kc; p++)
-        for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * ldb + p];
-}
-
 #undef PACK_A_N_FULL
 #undef PACK_A_T_FULL
 #undef PACK_B_T_FULL
 #define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n6_f64(dst, src, lda, kc)
 #define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t6_f64(dst, src, lda, kc)
-#define PACK_B_T_FULL(dst, src, ldb, kc) pack_b_t8_f64(dst, src, ldb, kc)
+#define PACK_B_T_FULL(dst, src, ldb, kc) pack_rows_t_pd(dst, src, ldb, kc, 8)
 
 /* ---- float64 ---- */
 #define T double

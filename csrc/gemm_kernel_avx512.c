@@ -19,37 +19,15 @@
  * product 16 x 1024 x 1024 0.69x the time, 128 x 1024 x 1024 0.96x (Zen 4, both builds at
  * once on the two cores). */
 
-/* op(B) = stored^T: 32 stored rows (contiguous in k) into a 32-column micro-panel, eight rows
- * at a time along all of kc: eight read streams, not 32 (rows 4 KiB apart share L1 sets; 1.35x
- * on a 1024 x 1024 W^T over k outer). */
-static void pack_b_t32_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size ldb,
-                           pn_size kc) {
-    const pn_size k8 = kc / 8 * 8;
-    for (int j = 0; j < 32; j += 8)
-        for (pn_size p = 0; p < k8; p += 8)
-            transpose8x8_ps(dst + p * 32 + j, 32, src + j * ldb + p, ldb, 8);
-    for (pn_size p = k8; p < kc; p++)
-        for (int j = 0; j < 32; j++) dst[p * 32 + j] = src[j * ldb + p];
-}
-
-/* 8 rows of A (row stride lda) into an 8-row micro-panel, 8 k at a time. */
-static void pack_a_n8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
-                          pn_size kc) {
-    pn_size p = 0;
-    for (; p + 8 <= kc; p += 8) transpose8x8_ps(dst + p * 8, 8, src + p, lda, 8);
-    for (; p < kc; p++)
-        for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * lda + p];
-}
-
 /* op(A) = stored^T: 8 contiguous values per k step. */
 static void pack_a_t8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, pn_size lda,
                           pn_size kc) {
     for (pn_size p = 0; p < kc; p++)
         _mm256_storeu_ps(dst + p * 8, _mm256_loadu_ps(src + p * lda));
 }
-#define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n8_f32(dst, src, lda, kc)
+#define PACK_A_N_FULL(dst, src, lda, kc) pack_rows_t_ps(dst, src, lda, kc, 8)
 #define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t8_f32(dst, src, lda, kc)
-#define PACK_B_T_FULL(dst, src, ldb, kc) pack_b_t32_f32(dst, src, ldb, kc)
+#define PACK_B_T_FULL(dst, src, ldb, kc) pack_rows_t_ps(dst, src, ldb, kc, 32)
 
 /* ---- float32 ---- */
 #define T float
@@ -94,29 +72,6 @@ static void pack_a_t8_f32(float *PN_RESTRICT dst, const float *PN_RESTRICT src, 
 #undef V_MASK
 #undef V_LOADM
 
-/* op(B) = stored^T: 16 stored rows into a 16-column micro-panel, 4 rows at a time (as
- * pack_b_t32_f32). */
-static void pack_b_t16_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size ldb,
-                           pn_size kc) {
-    const pn_size k4 = kc / 4 * 4;
-    for (int j = 0; j < 16; j += 4)
-        for (pn_size p = 0; p < k4; p += 4)
-            transpose4x4_pd(dst + p * 16 + j, 16, src + j * ldb + p, ldb);
-    for (pn_size p = k4; p < kc; p++)
-        for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * ldb + p];
-}
-
-/* 8 rows of A into an 8-row micro-panel, 4 k at a time. */
-static void pack_a_n8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
-                          pn_size kc) {
-    const pn_size k4 = kc / 4 * 4;
-    for (int i = 0; i < 8; i += 4)
-        for (pn_size p = 0; p < k4; p += 4)
-            transpose4x4_pd(dst + p * 8 + i, 8, src + i * lda + p, lda);
-    for (pn_size p = k4; p < kc; p++)
-        for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * lda + p];
-}
-
 static void pack_a_t8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src, pn_size lda,
                           pn_size kc) {
     for (pn_size p = 0; p < kc; p++) _mm512_storeu_pd(dst + p * 8, _mm512_loadu_pd(src + p * lda));
@@ -124,9 +79,9 @@ static void pack_a_t8_f64(double *PN_RESTRICT dst, const double *PN_RESTRICT src
 #undef PACK_A_N_FULL
 #undef PACK_A_T_FULL
 #undef PACK_B_T_FULL
-#define PACK_A_N_FULL(dst, src, lda, kc) pack_a_n8_f64(dst, src, lda, kc)
+#define PACK_A_N_FULL(dst, src, lda, kc) pack_rows_t_pd(dst, src, lda, kc, 8)
 #define PACK_A_T_FULL(dst, src, lda, kc) pack_a_t8_f64(dst, src, lda, kc)
-#define PACK_B_T_FULL(dst, src, ldb, kc) pack_b_t16_f64(dst, src, ldb, kc)
+#define PACK_B_T_FULL(dst, src, ldb, kc) pack_rows_t_pd(dst, src, ldb, kc, 16)
 
 /* ---- float64 ---- */
 #define T double
