@@ -98,7 +98,8 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
     T *abuf = apre || in_place ? NULL
                                : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
                                                             PN_GEMM_PACK_SLACK);
-    T *bbuf = (T *)pn_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(T) + PN_GEMM_PACK_SLACK);
+    T *bbuf = (T *)pn_gemm_buffer(
+        1, (size_t)(nc_max / NR * PN_GEMM_BPANEL(kc_max, NR, T)) * sizeof(T) + PN_GEMM_PACK_SLACK);
     if ((!abuf && !apre && !in_place) || !bbuf) return -1;
     const int kact = kernel_act(act), tact = tile_act(act);
 
@@ -107,9 +108,10 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
         for (pn_size s = 0; s < ns; s++) {
             pn_size p0 = s * k / ns, kc = (s + 1) * k / ns - p0;
             int last = s == ns - 1, load_c = accumulate || s > 0;
+            const pn_size bps = PN_GEMM_BPANEL(kc, NR, T); /* packed panels' stride */
             const pn_size full = b_direct ? nc / NR * NR : 0; /* panels read in place */
             if (full < nc)
-                cfg->pack_b(bbuf + full * kc,
+                cfg->pack_b(bbuf + full / NR * bps,
                             B.trans ? B.p + (jc + full) * B.ld + p0 : B.p + p0 * B.ld + jc + full,
                             B.ld, B.trans, kc, nc - full);
             if (in_place) { /* A read where it is, once per micro-panel of B, MC rows at a
@@ -124,7 +126,7 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                             int mr = (int)(iend - ir < MR ? iend - ir : MR);
                             T *ct = c + ir * ldc + jc + jr;
                             cfg->ukr_sa(kc, A.p + ir * rsa + p0 * csa, rsa, csa,
-                                        bbuf + jr * kc, ct, ldc, mr, nr, load_c, bias_t,
+                                        bbuf + jr / NR * bps, ct, ldc, mr, nr, load_c, bias_t,
                                         last ? kact : PN_ACT_IDENTITY, alpha);
                             if (last && tact >= 0)
                                 for (int i = 0; i < mr; i++)
@@ -154,7 +156,7 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                     for (; jr3 + 2 * NR < nc; jr3 += 3 * NR) {
                         int nr3 = (int)(nc - jr3 - 2 * NR < NR ? nc - jr3 - 2 * NR : NR);
                         T *ct = c + (ic + mtiles) * ldc + jc + jr3;
-                        cfg->ukr_r2(kc, ap + mtiles * kc, bbuf + jr3 * kc, ct, ldc,
+                        cfg->ukr_r2(kc, ap + mtiles * kc, bbuf + jr3 / NR * bps, ct, ldc,
                                     (int)medge, nr3, load_c,
                                     (last && bias) ? bias + jc + jr3 : NULL,
                                     last ? kact : PN_ACT_IDENTITY, alpha);
@@ -169,7 +171,8 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                     const T *bias_t = (last && bias) ? bias + jc + jr : NULL;
                     /* rows mtiles.. of panels below jr3 were done by ukr_r2 */
                     pn_size mend = jr < jr3 ? mtiles : mc;
-                    const T *bp = jr < full ? B.p + p0 * B.ld + jc + jr : bbuf + jr * kc;
+                    const T *bp =
+                        jr < full ? B.p + p0 * B.ld + jc + jr : bbuf + jr / NR * bps;
                     const pn_size ldb = jr < full ? B.ld : (pn_size)NR;
                     for (pn_size ir = 0; ir < mend; ir += MR) {
                         int mr = (int)(mc - ir < MR ? mc - ir : MR);

@@ -92,7 +92,7 @@
                              pn_size kc, pn_size nc) {                                        \
         for (pn_size jr = 0; jr < nc; jr += NR) {                                             \
             int cols = (int)(nc - jr < NR ? nc - jr : NR);                                    \
-            T *PN_RESTRICT dst = bp + jr * kc;                                                \
+            T *PN_RESTRICT dst = bp + jr / NR * PN_GEMM_BPANEL(kc, NR, T);                    \
             for (pn_size p = 0; p < kc; p++)                                                  \
                 for (int j = 0; j < NR; j++)                                                  \
                     dst[p * NR + j] =                                                         \

@@ -9,6 +9,7 @@
  * sequence wherever it lies in a tile, so tile boundaries (thread counts) never change results.
  */
 #define NR (2 * VL)
+#define BPANEL(kc) PN_GEMM_BPANEL(kc, NR, T)
 #define KFN(name) PN_CAT(PN_CAT(name, PN_CAT(_, SUF)), PN_CAT(_, ISA))
 
 /* v + C (when load_c), + bias, then the register activation. */
@@ -90,7 +91,7 @@ static void KFN(ukr)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT b
 }
 
 /* The bottom edge of a block when it has at most 2 rows (every MLP batch of 32, 128 or 512 is
- * 2 mod 6): three B micro-panels at once (panel q at bp + q * kc * NR, columns c + q * NR; the
+ * 2 mod 6): three B micro-panels at once (panel q at bp + q * BPANEL(kc), columns c + q * NR; the
  * third nr3 wide), 12 accumulators as in a full tile instead of three mostly empty tiles. The
  * arithmetic per element is the full kernel's. */
 static void KFN(ukr_r2)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRICT bp,
@@ -101,7 +102,7 @@ static void KFN(ukr_r2)(pn_size kc, const T *PN_RESTRICT ap, const T *PN_RESTRIC
     for (int i = 0; i < MR; i++)
         acc[0][0][i] = acc[0][1][i] = acc[1][0][i] = acc[1][1][i] = acc[2][0][i] =
             acc[2][1][i] = V_ZERO();
-    const T *b0p = bp, *b1p = bp + kc * NR, *b2p = bp + 2 * kc * NR;
+    const T *b0p = bp, *b1p = bp + BPANEL(kc), *b2p = bp + 2 * BPANEL(kc);
     const T *a1p = ap + (mr > 1 ? 1 : 0); /* a single row re-reads row 0 (results dropped) */
     for (pn_size p = 0; p < kc; p++) {
         VT x0 = V_BCAST(ap + p * MR), x1 = V_BCAST(a1p + p * MR);
@@ -267,15 +268,15 @@ static void KFN(pack_b)(T *PN_RESTRICT bp, const T *PN_RESTRICT b, pn_size ldb, 
         for (pn_size p = 0; p < kc; p++) {
             const T *src = b + p * ldb;
             T *PN_RESTRICT dst = bp + p * NR;
-            for (pn_size jr = 0; jr < full; jr += NR) {
-                V_STORE(dst + jr * kc, V_LOAD(src + jr));
-                V_STORE(dst + jr * kc + VL, V_LOAD(src + jr + VL));
+            for (pn_size jr = 0; jr < full; jr += NR, dst += BPANEL(kc)) {
+                V_STORE(dst, V_LOAD(src + jr));
+                V_STORE(dst + VL, V_LOAD(src + jr + VL));
             }
         }
     }
     for (pn_size jr = trans ? 0 : nc / NR * NR; jr < nc; jr += NR) {
         int cols = (int)(nc - jr < NR ? nc - jr : NR);
-        T *PN_RESTRICT dst = bp + jr * kc;
+        T *PN_RESTRICT dst = bp + jr / NR * BPANEL(kc);
         if (!trans) {
             const T *src = b + jr;
             {
@@ -304,4 +305,5 @@ const PN_CAT(pn_gemm_cfg_, SUF) PN_CAT(PN_CAT(pn_gemm_cfg_, SUF), PN_CAT(_, ISA)
     MR, NR, MC, KC, NC, VL, KFN(ukr), KFN(ukr_sa), KFN(ukr_r2), KFN(rowk), KFN(pack_a), KFN(pack_b)};
 
 #undef NR
+#undef BPANEL
 #undef KFN
