@@ -80,6 +80,15 @@ static int FN(b_in_place)(const CFG *cfg, FN(operand) B, pn_size m, pn_size n) {
            (B.ld * (pn_size)sizeof(T)) % 4096 != 0;
 }
 
+/* Start fetching rows p0..p1 of a B micro-panel read in place (NR columns at b, row stride
+ * ldb) into L2. */
+static inline void FN(prefetch_panel)(const T *b, pn_size ldb, pn_size p0, pn_size p1, int nr) {
+    for (pn_size p = p0; p < p1; p++) {
+        __builtin_prefetch(b + p * ldb, 0, 2);
+        __builtin_prefetch(b + p * ldb + nr - 1, 0, 2);
+    }
+}
+
 /* C[i0:i1, j0:j1] with the packed kernel; apre: NULL, or op(A)'s rows i0..i1 prepacked as
  * above. Returns 0, or -1 if a buffer could not be allocated. */
 static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(operand) B,
@@ -95,6 +104,8 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
     const pn_size region = apre ? FN(apre_region)(cfg, m, k) : 0;
     const int b_direct = FN(b_in_place)(cfg, B, m, n);
     const int in_place = !apre && !b_direct && FN(a_in_place)(cfg, A, m, n);
+    /* B read in place and bigger than an L2: prefetch its panels ahead of the kernel */
+    const int b_fetch = b_direct && (double)k * (double)n * sizeof(T) > PN_GEMM_FETCH_B_MIN;
     T *abuf = apre || in_place ? NULL
                                : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
                                                             PN_GEMM_PACK_SLACK);
@@ -137,6 +148,8 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                 }
                 continue;
             }
+            if (full && b_fetch) /* the first in-place panel, while A is packed */
+                FN(prefetch_panel)(B.p + p0 * B.ld + jc, B.ld, 0, kc, NR);
             for (pn_size ic = i0; ic < i1; ic += cfg->mc) {
                 pn_size mc = i1 - ic < cfg->mc ? i1 - ic : cfg->mc;
                 const T *ap;
@@ -174,9 +187,19 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
                     const T *bp =
                         jr < full ? B.p + p0 * B.ld + jc + jr : bbuf + jr / NR * bps;
                     const pn_size ldb = jr < full ? B.ld : (pn_size)NR;
+                    /* B read in place from beyond L2: the next panel's rows are fetched a share
+                     * per tile, so the kernel does not meet them as misses (wide B: each row on
+                     * its own page, where the hardware prefetcher stops) */
+                    const T *bnext = b_fetch && jr + NR < full ? bp + NR : NULL;
+                    const pn_size tiles = (mend + MR - 1) / MR;
                     for (pn_size ir = 0; ir < mend; ir += MR) {
                         int mr = (int)(mc - ir < MR ? mc - ir : MR);
                         T *ct = c + (ic + ir) * ldc + jc + jr;
+                        if (bnext) {
+                            const pn_size q = ir / MR;
+                            FN(prefetch_panel)(bnext, B.ld, q * kc / tiles, (q + 1) * kc / tiles,
+                                               NR);
+                        }
                         cfg->ukr(kc, ap + ir * kc, bp, ldb, ct, ldc, mr, nr, load_c, bias_t,
                                  last ? kact : PN_ACT_IDENTITY, alpha);
                         if (last && tact >= 0)
