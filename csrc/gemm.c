@@ -27,9 +27,11 @@ enum { PN_GEMM_NBUF = 4 }; /* 0: packed A, 1: packed B, 2: dz of the backward, 3
 #define PN_GEMM_INPLACE_PANELS 8
 
 /* A B read in place (see b_in_place) of more bytes than this (an L2 cache) has its micro-panels
- * prefetched ahead of the kernel: 784-1000-1000-10 training epoch 0.95x the time (Zen 4, 1
- * thread), the 1000 x 1000 forward from DRAM 0.82x; for a B that stays in L2 between steps (the
- * reference MLP's 784 x 256) the prefetches cost 1-2% at batch 32. */
+ * prefetched ahead of the AVX-512 kernels: 784-1000-1000-10 training epoch 0.95x the time (Zen
+ * 4, 1 thread), the 1000 x 1000 forward from DRAM 0.82x. Not for a B that stays in L2 between
+ * steps (the reference MLP's 784 x 256: 1-2% slower at batch 32), nor for the AVX2 tile, whose
+ * panel rows are one cache line (Zen 4, PYNN_ISA=avx2: 128 x 1000 x 1000 1.01-1.02x the time,
+ * 32 rows 1.04-1.07x, both builds at once). */
 #define PN_GEMM_FETCH_B_MIN ((double)(1 << 20))
 
 typedef struct {

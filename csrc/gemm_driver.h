@@ -104,8 +104,10 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
     const pn_size region = apre ? FN(apre_region)(cfg, m, k) : 0;
     const int b_direct = FN(b_in_place)(cfg, B, m, n);
     const int in_place = !apre && !b_direct && FN(a_in_place)(cfg, A, m, n);
-    /* B read in place and bigger than an L2: prefetch its panels ahead of the kernel */
-    const int b_fetch = b_direct && (double)k * (double)n * sizeof(T) > PN_GEMM_FETCH_B_MIN;
+    /* B read in place, bigger than an L2, rows of two cache lines per panel (the AVX-512
+     * tiles): prefetch its panels ahead of the kernel */
+    const int b_fetch = b_direct && NR * sizeof(T) >= 128 &&
+                        (double)k * (double)n * sizeof(T) > PN_GEMM_FETCH_B_MIN;
     T *abuf = apre || in_place ? NULL
                                : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
                                                             PN_GEMM_PACK_SLACK);
