@@ -72,12 +72,15 @@ static int FN(a_in_place)(const CFG *cfg, FN(operand) A, pn_size m, pn_size n) {
 /* Whether a block of m rows and n columns reads B's full micro-panels in place (straight from
  * B's rows, row stride B.ld) instead of packing B: a block of at most MC rows uses each B
  * micro-panel for few A micro-panels, and packing B (k x n) would cost about as much as using
- * it; A (m x k, the small operand) is packed instead. Not for a transposed B, nor rows 4 KiB
- * apart (they would share L1 sets), nor a block narrower than one micro-panel (there A is read
- * in place). +8-22% on 32-row products, +5-10% on 128-row ones (784-256 and 1000-1000). */
+ * it; A (m x k, the small operand) is packed instead. Not for a transposed B, nor (AVX2) rows
+ * 4 KiB apart (they would share cache sets), nor a block narrower than one micro-panel (there A
+ * is read in place). +8-22% on 32-row products, +5-10% on 128-row ones (784-256 and 1000-1000). */
 static int FN(b_in_place)(const CFG *cfg, FN(operand) B, pn_size m, pn_size n) {
-    return !B.trans && m <= cfg->mc && n >= (pn_size)cfg->nr &&
-           (B.ld * (pn_size)sizeof(T)) % 4096 != 0;
+    /* Rows 4 KiB apart are fine for panel rows of two cache lines (the AVX-512 tiles: 256 x 2
+     * lines fit the L2 sets they map to; 784-1024-1024-10 epoch 0.98x / 0.96x at batch 128 /
+     * 32), not for AVX2's one-line rows (320 of them: 1.6-2.4x slower products). */
+    const int aliasing = (B.ld * (pn_size)sizeof(T)) % 4096 == 0 && cfg->nr * sizeof(T) < 128;
+    return !B.trans && m <= cfg->mc && n >= (pn_size)cfg->nr && !aliasing;
 }
 
 /* Start fetching rows p0..p1 of a B micro-panel read in place (NR columns at b, row stride

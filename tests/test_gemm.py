@@ -13,10 +13,11 @@ ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
 # edge kernel), the K slices (KC = 256; 320 for AVX2 float32) and, wider than 8 B micro-panels
 # per thread (A packed, not read in place), K past the packing's 8 x 8 and 4 x 4 transposes,
 # packed B panels of a 4 KiB-multiple size (K slices of 64 or 256), which lie padded apart, and
-# a B read in place past 1 MB (its panels prefetched ahead).
+# a B read in place past 1 MB (its panels prefetched ahead) and B rows 4 KiB apart (read in
+# place by the AVX-512 tiles, packed by AVX2's).
 SHAPES = [(1, 1, 1), (1, 7, 1), (2, 33, 5), (3, 17, 1), (5, 8, 13), (6, 16, 256), (7, 15, 257),
           (9, 20, 321), (8, 17, 641), (128, 200, 256), (32, 1030, 512), (62, 96, 64),
-          (40, 1030, 300),
+          (40, 1030, 300), (20, 1024, 70),
           (12, 32, 255), (13, 33, 511), (17, 10, 128), (31, 64, 1), (97, 5, 300), (1, 300, 784),
           (128, 10, 128), (145, 49, 73), (300, 3, 40), (3, 300, 40), (64, 1000, 7),
           (25, 600, 100), (30, 530, 37), (400, 16, 333), (130, 17, 50), (260, 8, 700)]
