@@ -69,17 +69,21 @@ static int FN(a_in_place)(const CFG *cfg, FN(operand) A, pn_size m, pn_size n) {
            (!A.trans || m <= 2 * cfg->mc);
 }
 
+/* Whether a B micro-panel's rows are two cache lines or more (the AVX-512 tiles), which decides
+ * both reading B in place at rows 4 KiB apart and prefetching it (see PN_GEMM_FETCH_B_MIN). */
+static inline int FN(two_line_rows)(const CFG *cfg) { return cfg->nr * sizeof(T) >= 128; }
+
 /* Whether a block of m rows and n columns reads B's full micro-panels in place (straight from
  * B's rows, row stride B.ld) instead of packing B: a block of at most MC rows uses each B
  * micro-panel for few A micro-panels, and packing B (k x n) would cost about as much as using
- * it; A (m x k, the small operand) is packed instead. Not for a transposed B, nor (AVX2) rows
- * 4 KiB apart (they would share cache sets), nor a block narrower than one micro-panel (there A
- * is read in place). +8-22% on 32-row products, +5-10% on 128-row ones (784-256 and 1000-1000). */
+ * it; A (m x k, the small operand) is packed instead. Not for a transposed B, nor a block
+ * narrower than one micro-panel (there A is read in place), nor rows 4 KiB apart unless the
+ * panel rows are two cache lines (the AVX-512 tiles: their 256 x 2 lines fit the L2 sets they
+ * map to, the 784-1024-1024-10 epoch 0.97x / 0.94x at batch 128 / 32; AVX2's 320 one-line rows
+ * share too few sets, 1.6-2.4x slower products). +8-22% on 32-row products, +5-10% on 128-row
+ * ones (784-256 and 1000-1000). */
 static int FN(b_in_place)(const CFG *cfg, FN(operand) B, pn_size m, pn_size n) {
-    /* Rows 4 KiB apart are fine for panel rows of two cache lines (the AVX-512 tiles: 256 x 2
-     * lines fit the L2 sets they map to; 784-1024-1024-10 epoch 0.98x / 0.96x at batch 128 /
-     * 32), not for AVX2's one-line rows (320 of them: 1.6-2.4x slower products). */
-    const int aliasing = (B.ld * (pn_size)sizeof(T)) % 4096 == 0 && cfg->nr * sizeof(T) < 128;
+    const int aliasing = (B.ld * (pn_size)sizeof(T)) % 4096 == 0 && !FN(two_line_rows)(cfg);
     return !B.trans && m <= cfg->mc && n >= (pn_size)cfg->nr && !aliasing;
 }
 
@@ -107,9 +111,8 @@ static int FN(gemm_block)(const CFG *cfg, T *c, pn_size ldc, FN(operand) A, FN(o
     const pn_size region = apre ? FN(apre_region)(cfg, m, k) : 0;
     const int b_direct = FN(b_in_place)(cfg, B, m, n);
     const int in_place = !apre && !b_direct && FN(a_in_place)(cfg, A, m, n);
-    /* B read in place, bigger than an L2, rows of two cache lines per panel (the AVX-512
-     * tiles): prefetch its panels ahead of the kernel */
-    const int b_fetch = b_direct && NR * sizeof(T) >= 128 &&
+    /* B read in place and bigger than an L2: its panels prefetched ahead of the kernel */
+    const int b_fetch = b_direct && FN(two_line_rows)(cfg) &&
                         (double)k * (double)n * sizeof(T) > PN_GEMM_FETCH_B_MIN;
     T *abuf = apre || in_place ? NULL
                                : (T *)pn_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T) +
